@@ -1,0 +1,210 @@
+//! `silt`: the one binary. `silt serve` runs the Loki-compatible server; `silt query`
+//! runs LogQL against a data directory directly, no server needed.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use silt_query::ast::Expr;
+use silt_query::duration::parse_duration;
+use silt_query::{parse, Direction, Engine, LogQuery};
+use silt_server::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR};
+use silt_server::params::{now_ns, parse_time};
+use silt_server::Server;
+use silt_storage::{Store, StoreConfig, TenantId};
+
+#[derive(Parser)]
+#[command(name = "silt", version, about = "A Loki-compatible embedded columnar log store")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (Loki HTTP API: push, query, labels).
+    ///
+    /// Examples:
+    ///   silt serve
+    ///   silt serve --data-dir /var/lib/silt --listen 0.0.0.0:3100
+    ///   silt serve --config silt.toml
+    #[command(verbatim_doc_comment)]
+    Serve {
+        /// TOML configuration file (see the README for every option).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory [default: ./silt-data]
+        #[arg(long, env = "SILT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:3100]
+        #[arg(long, env = "SILT_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Run a LogQL query against a data directory (no server needed; safe while one runs).
+    ///
+    /// Examples:
+    ///   silt query '{service="api"} |= "error"'
+    ///   silt query --since 24h --limit 1000 --output jsonl '{env="prod"}'
+    ///   silt query --from 2026-01-15T23:00:00Z --to 2026-01-16T00:00:00Z --forward '{job="x"}'
+    #[command(verbatim_doc_comment)]
+    Query {
+        /// The LogQL query.
+        query: String,
+        #[arg(long, env = "SILT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Tenant to query (X-Scope-OrgID).
+        #[arg(long, default_value = silt_storage::DEFAULT_TENANT)]
+        org_id: String,
+        /// Start of the range: RFC3339 or Unix time (s or ns). Default: --to minus --since.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range (exclusive). Default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// How far back from --to to look when --from is not given.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Most entries to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Oldest entries first (default: newest first).
+        #[arg(long)]
+        forward: bool,
+        #[arg(long, value_enum, default_value_t = Output::Default)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    /// `<time> <labels> <line>`
+    Default,
+    /// The line only.
+    Raw,
+    /// One JSON object per entry.
+    Jsonl,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.cmd {
+        Cmd::Serve { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("silt: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("silt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Serve { config, data_dir, listen } => {
+            let file = match config {
+                Some(p) => FileConfig::load(&p)?,
+                None => FileConfig::default(),
+            };
+            let cfg = ServerConfig::resolve(file, data_dir, listen);
+            let server = Server::start(cfg).await?;
+            server.run_until(shutdown_signal()).await
+        }
+        Cmd::Query { query, data_dir, org_id, from, to, since, limit, forward, output } => {
+            let tenant: TenantId = org_id.parse().context("invalid --org-id")?;
+            let end = match to {
+                Some(t) => parse_time(&t).with_context(|| format!("invalid --to {t:?}: use RFC3339 or Unix time"))?,
+                None => now_ns(),
+            };
+            let start = match from {
+                Some(t) => parse_time(&t).with_context(|| format!("invalid --from {t:?}: use RFC3339 or Unix time"))?,
+                None => end - parse_duration(&since).with_context(|| format!("invalid --since {since:?}: use a duration like 30m or 24h"))?,
+            };
+            if end < start {
+                bail!("--to is before --from");
+            }
+            let expr = match parse(&query)? {
+                Expr::Log(l) => l,
+            };
+            let dir = data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || Store::open_read_only(StoreConfig::new(dir)))
+                .await?
+                .with_context(|| format!("cannot open {}", data_dir.display()))?;
+            let engine = Engine::new(store);
+            let direction = if forward { Direction::Forward } else { Direction::Backward };
+            let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction }).await?;
+            print_streams(&streams, direction, output)
+        }
+    }
+}
+
+/// Prints entries of all streams merged in the query's direction, like logcli.
+fn print_streams(streams: &[silt_query::StreamResult], direction: Direction, output: Output) -> anyhow::Result<()> {
+    let mut rows: Vec<(i64, usize, &str)> =
+        streams.iter().enumerate().flat_map(|(si, s)| s.entries.iter().map(move |(ts, l)| (*ts, si, l.as_str()))).collect();
+    rows.sort_by_key(|r| (r.0, r.1));
+    if direction == Direction::Backward {
+        rows.reverse();
+    }
+    let stdout = io::stdout();
+    let mut w = io::BufWriter::new(stdout.lock());
+    let labels: Vec<String> = streams.iter().map(|s| s.labels.to_string()).collect();
+    for (ts, si, line) in rows {
+        match output {
+            Output::Raw => writeln!(w, "{line}")?,
+            Output::Default => {
+                let t = chrono::DateTime::from_timestamp_nanos(ts).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+                writeln!(w, "{t} {} {line}", labels[si])?
+            }
+            Output::Jsonl => {
+                let labels: serde_json::Map<String, serde_json::Value> =
+                    streams[si].labels.iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+                let obj = serde_json::json!({ "timestamp": ts.to_string(), "labels": labels, "line": line });
+                writeln!(w, "{obj}")?
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,120 @@
+//! Runs LogQL on DataFusion. A log query becomes
+//! `scan(tenant, matchers, [start, end)) -> filter(line filters) -> top-k by time`;
+//! the scan is [`LogTable`], line filters one UDF, and DataFusion's sort with a fetch
+//! keeps only `limit` rows in memory however many lines match.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int64Type, UInt64Type};
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::{col, lit, SessionConfig, SessionContext};
+use silt_storage::codec::decode_metadata;
+use silt_storage::{Labels, Store, TenantId, COL_LINE, COL_STREAM, COL_TS, IDX_LINE, IDX_METADATA, IDX_STREAM, IDX_TS};
+
+use crate::ast::{LogExpr, Stage};
+use crate::error::QueryError;
+use crate::line_filter::LineFilterChain;
+use crate::provider::LogTable;
+use crate::udf::LineFilterUdf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+/// A log query over `[start, end)`, Unix ns.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub expr: LogExpr,
+    pub start: i64,
+    pub end: i64,
+    pub limit: usize,
+    pub direction: Direction,
+}
+
+/// One stream of a log query's answer: its labels (stream labels merged with structured
+/// metadata, as Loki returns them) and its entries in the query's direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamResult {
+    pub labels: Labels,
+    pub entries: Vec<(i64, String)>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+}
+
+impl Engine {
+    pub fn new(store: Store) -> Self {
+        Engine { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn session(&self) -> SessionContext {
+        // Two cores: more partitions than that only adds repartitioning work.
+        let cfg = SessionConfig::new().with_target_partitions(2).with_batch_size(self.store.config().batch_rows);
+        SessionContext::new_with_config(cfg)
+    }
+
+    pub async fn log_query(&self, tenant: &TenantId, q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
+        if q.limit == 0 || q.start >= q.end {
+            return Ok(Vec::new());
+        }
+        let table = Arc::new(LogTable::new(self.store.clone(), tenant.clone(), q.expr.selector.clone()));
+        let streams = table.streams();
+        let ctx = self.session();
+        let mut df = ctx.read_table(table)?;
+
+        let mut predicate = col(COL_TS).gt_eq(lit(q.start)).and(col(COL_TS).lt(lit(q.end)));
+        let filters: Vec<_> = q.expr.pipeline.iter().map(|Stage::LineFilter(f)| f).collect();
+        if !filters.is_empty() {
+            let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
+            let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));
+            predicate = predicate.and(udf.call(vec![col(COL_LINE)]));
+        }
+        df = df.filter(predicate)?;
+        let asc = q.direction == Direction::Forward;
+        df = df.sort(vec![col(COL_TS).sort(asc, false), col(COL_STREAM).sort(true, false)])?;
+        df = df.limit(0, Some(q.limit))?;
+        let batches = df.collect().await?;
+
+        let streams = streams.lock().unwrap();
+        let mut out: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
+        let mut key_cache: Option<(u64, Labels)> = None;
+        for b in &batches {
+            let fp = b.column(IDX_STREAM).as_primitive::<UInt64Type>();
+            let ts = b.column(IDX_TS).as_primitive::<Int64Type>();
+            let line = b.column(IDX_LINE).as_string::<i32>();
+            let meta = b.column(IDX_METADATA).as_binary::<i32>();
+            for i in 0..b.num_rows() {
+                let f = fp.value(i);
+                let base = match &key_cache {
+                    Some((k, l)) if *k == f => l.clone(),
+                    _ => {
+                        let l = streams.get(&f).cloned().ok_or_else(|| QueryError::Internal(format!("row of unknown stream {f:x}")))?;
+                        key_cache = Some((f, l.clone()));
+                        l
+                    }
+                };
+                let labels = if meta.is_valid(i) {
+                    let mut l = base;
+                    for (n, v) in decode_metadata(meta.value(i)) {
+                        l.set(n, v);
+                    }
+                    l
+                } else {
+                    base
+                };
+                out.entry(labels).or_default().push((ts.value(i), line.value(i).to_string()));
+            }
+        }
+        Ok(out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect())
+    }
+}

@@ -1,0 +1,58 @@
+//! Errors at the query crate's edge, split the way the HTTP layer needs them: the
+//! client's fault (400, message verbatim) or ours (500).
+
+use std::fmt;
+
+/// A LogQL syntax or validation error, worded and positioned as Loki words them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based; 0 when the error is about the whole query (Loki prints `parse error : ...`).
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "parse error : {}", self.message)
+        } else {
+            write!(f, "parse error at line {}, col {}: {}", self.line, self.col, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A request the engine will not run as asked (bad limit, range, direction...).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, QueryError::Internal(_))
+    }
+}
+
+impl From<silt_storage::StoreError> for QueryError {
+    fn from(e: silt_storage::StoreError) -> Self {
+        if e.is_client_error() {
+            QueryError::BadRequest(e.to_string())
+        } else {
+            QueryError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        QueryError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,15 @@
+//! LogQL for silt: [`parse`] turns a query into an [`ast::Expr`]; the [`Engine`] runs it on
+//! Apache DataFusion over the storage engine, exposed as a table by [`provider::LogTable`].
+
+pub mod ast;
+pub mod duration;
+mod engine;
+mod error;
+pub mod line_filter;
+mod parser;
+pub mod provider;
+mod udf;
+
+pub use engine::{Direction, Engine, LogQuery, StreamResult};
+pub use error::{ParseError, QueryError};
+pub use parser::{parse, parse_selector, MAX_QUERY_BYTES};

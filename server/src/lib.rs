@@ -1,0 +1,161 @@
+//! silt's HTTP server: the Loki push and query API over the storage engine and the
+//! LogQL engine.
+//!
+//! ```text
+//! POST /loki/api/v1/push          push::push          -> Store::push (WAL, head)
+//! GET  /loki/api/v1/query_range   query_api           -> silt_query::Engine
+//! GET  /loki/api/v1/labels, /label/{name}/values, /series  -> Store label index
+//! GET  /ready
+//! ```
+
+pub mod config;
+mod error;
+pub mod params;
+mod proto;
+pub mod push;
+mod query_api;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::Router;
+use silt_query::Engine;
+use silt_storage::{Store, TenantId};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{FileConfig, LimitsSection, ServerConfig};
+pub use error::ApiError;
+
+/// Largest accepted request body (before decompression).
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub engine: Engine,
+    pub limits: Arc<LimitsSection>,
+}
+
+/// The tenant of a request: `X-Scope-OrgID`, or Loki's `fake` when absent (auth disabled).
+pub fn tenant_from(headers: &HeaderMap) -> Result<TenantId, ApiError> {
+    match headers.get("x-scope-orgid") {
+        None => Ok(TenantId::default_tenant()),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| ApiError::bad_request("invalid X-Scope-OrgID header"))?;
+            s.trim().parse().map_err(|e: silt_storage::StoreError| ApiError::bad_request(e.to_string()))
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/loki/api/v1/push", post(push::push))
+        .route("/api/prom/push", post(push::push))
+        .route("/loki/api/v1/query_range", get(query_api::query_range).post(query_api::query_range))
+        .route("/loki/api/v1/query", get(query_api::query_instant).post(query_api::query_instant))
+        .route("/loki/api/v1/labels", get(query_api::labels).post(query_api::labels))
+        .route("/loki/api/v1/label", get(query_api::labels).post(query_api::labels))
+        .route("/loki/api/v1/label/{name}/values", get(query_api::label_values).post(query_api::label_values))
+        .route("/loki/api/v1/series", get(query_api::series).post(query_api::series))
+        .route("/ready", get(|| async { "ready\n" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A running server: its address, and a handle to stop it gracefully.
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    /// Whether stopping flushes the heads (always, except for [`Server::crash`]).
+    flush_on_stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    store: Store,
+}
+
+impl Server {
+    /// Opens the store (replaying the WAL), binds `cfg.listen` and starts serving, with a
+    /// background task that flushes the heads when they are due.
+    pub async fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
+        let store_cfg = cfg.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(store_cfg)).await??;
+        let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let state = AppState { store: store.clone(), engine: Engine::new(store.clone()), limits: Arc::new(cfg.limits.clone()) };
+        let (stop, mut stopped) = watch::channel(false);
+
+        let flusher = {
+            let store = store.clone();
+            let mut stopped = stop.subscribe();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stopped.changed() => return,
+                    }
+                    if store.flush_due() {
+                        if let Err(e) = store.flush().await {
+                            tracing::error!(error = %e, "background flush failed; will retry");
+                        }
+                    }
+                }
+            })
+        };
+
+        let app = router(state);
+        let store2 = store.clone();
+        let flush_on_stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flush_flag = flush_on_stop.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .await?;
+            flusher.abort();
+            let _ = flusher.await;
+            if flush_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let stats = store2.flush().await?;
+                tracing::info!(chunks = stats.chunks, rows = stats.rows, "flushed at shutdown");
+            }
+            Ok(())
+        });
+        tracing::info!(%addr, data_dir = %cfg.store.data_dir.display(), "silt is listening");
+        Ok(Server { addr, stop, flush_on_stop, task, store })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting requests, finishes those in flight, flushes the heads.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
+
+    /// Stops without flushing, leaving the heads only in the WAL, as a crash would (the
+    /// next start replays it). For tests of the recovery path.
+    #[doc(hidden)]
+    pub async fn crash(self) -> anyhow::Result<()> {
+        self.flush_on_stop.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.shutdown().await
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: finishing requests and flushing");
+        self.shutdown().await
+    }
+}

@@ -1,0 +1,320 @@
+//! Chunks: one tenant's entries of one UTC day, as a zstd Parquet file sorted by
+//! (stream, ts), plus a small index file beside it.
+//!
+//! The index (`<id>.idx`) holds, per stream, its labels, its row range and its time range,
+//! and a [`LabelIndex`] from label pairs to stream ordinals. A scan resolves matchers on
+//! the index, turns the matching streams' row ranges into a Parquet `RowSelection`, and
+//! reads only those rows' pages; rows outside the time range are cut with Arrow kernels.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, BooleanArray, Int64Array};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::Int64Type;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{PageIndexPolicy, SortingColumn};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use roaring::RoaringBitmap;
+
+use crate::codec::{put_uvarint, Reader};
+use crate::error::{io_err, Result, StoreError};
+use crate::head::{BatchBuilder, HeadStream};
+use crate::label_index::LabelIndex;
+use crate::labels::Labels;
+use crate::manifest::ChunkMeta;
+use crate::schema::{log_schema, COL_LINE, IDX_TS};
+
+const INDEX_MAGIC: &[u8; 8] = b"SILTIDX1";
+
+/// Rows per Parquet row group: large enough for good compression and few footers, small
+/// enough that statistics and page indexes still prune.
+pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ChunkStream {
+    pub fp: u64,
+    pub labels: Labels,
+    pub row_start: u64,
+    pub rows: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct ChunkIndex {
+    /// Sorted by fingerprint, which is also their order in the Parquet file.
+    pub streams: Vec<ChunkStream>,
+    pub labels: LabelIndex,
+}
+
+impl ChunkIndex {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = INDEX_MAGIC.to_vec();
+        put_uvarint(&mut out, self.streams.len() as u64);
+        for s in &self.streams {
+            out.extend_from_slice(&s.fp.to_le_bytes());
+            put_uvarint(&mut out, s.labels.len() as u64);
+            for (n, v) in s.labels.iter() {
+                put_uvarint(&mut out, n.len() as u64);
+                out.extend_from_slice(n.as_bytes());
+                put_uvarint(&mut out, v.len() as u64);
+                out.extend_from_slice(v.as_bytes());
+            }
+            put_uvarint(&mut out, s.row_start);
+            put_uvarint(&mut out, s.rows);
+            out.extend_from_slice(&s.min_ts.to_le_bytes());
+            out.extend_from_slice(&s.max_ts.to_le_bytes());
+        }
+        self.labels.encode(&mut out);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(buf: &[u8]) -> Option<ChunkIndex> {
+        let (body, crc) = buf.split_at_checked(buf.len().checked_sub(4)?)?;
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || !body.starts_with(INDEX_MAGIC) {
+            return None;
+        }
+        let mut r = Reader::new(&body[INDEX_MAGIC.len()..]);
+        let n = r.uvarint()?;
+        let mut streams = Vec::with_capacity(n.min(1 << 20) as usize);
+        for _ in 0..n {
+            let fp = u64::from_le_bytes(r.bytes(8)?.try_into().ok()?);
+            let mut pairs = Vec::new();
+            for _ in 0..r.uvarint()? {
+                pairs.push((r.str()?.to_string(), r.str()?.to_string()));
+            }
+            let labels = Labels::from_pairs(pairs).ok()?;
+            streams.push(ChunkStream { fp, labels, row_start: r.uvarint()?, rows: r.uvarint()?, min_ts: r.i64()?, max_ts: r.i64()? });
+        }
+        let labels = LabelIndex::decode(&mut r)?;
+        r.is_empty().then_some(ChunkIndex { streams, labels })
+    }
+}
+
+/// A live chunk: its manifest entry, its index (kept in memory), and its Parquet file.
+#[derive(Debug)]
+pub struct Chunk {
+    pub meta: ChunkMeta,
+    pub index: ChunkIndex,
+    pub path: PathBuf,
+}
+
+pub(crate) fn chunk_paths(tenant_dir: &Path, meta: &ChunkMeta) -> (PathBuf, PathBuf) {
+    let stem = tenant_dir.join(meta.stem());
+    (stem.with_extension("parquet"), stem.with_extension("idx"))
+}
+
+/// One stream's share of a chunk being written: positions into the head stream, in
+/// timestamp order.
+pub(crate) struct StreamRows<'a> {
+    pub stream: &'a HeadStream,
+    pub positions: Vec<u32>,
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Page-level statistics give the column and offset indexes that let a scan skip pages.
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
+        ]))
+        // Log lines are nearly all distinct: a dictionary would be built and thrown away.
+        .set_column_dictionary_enabled(ColumnPath::from(COL_LINE), false)
+        .build()
+}
+
+/// Writes a chunk's Parquet and index files and fsyncs them (and their directory). The
+/// chunk becomes live only when a manifest names it.
+pub(crate) fn write_chunk(tenant_dir: &Path, id: String, day: String, mut rows: Vec<StreamRows<'_>>, batch_rows: usize) -> Result<Chunk> {
+    rows.retain(|r| !r.positions.is_empty());
+    rows.sort_by_key(|r| r.stream.fp);
+    let mut meta = ChunkMeta { id, day, min_ts: i64::MAX, max_ts: i64::MIN, rows: 0, streams: rows.len() as u32, bytes: 0 };
+    let (pq_path, idx_path) = chunk_paths(tenant_dir, &meta);
+    let dir = pq_path.parent().expect("chunk path has a parent");
+    fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
+
+    let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
+    let mut writer = ArrowWriter::try_new(file, log_schema(), Some(writer_properties()))?;
+    let mut index = ChunkIndex::default();
+    let mut builder = BatchBuilder::new(batch_rows);
+    for (ordinal, r) in rows.iter().enumerate() {
+        let s = r.stream;
+        let first = r.positions[0] as usize;
+        let last = *r.positions.last().expect("non-empty") as usize;
+        let (min_ts, max_ts) = (s.ts_at(first), s.ts_at(last));
+        index.streams.push(ChunkStream {
+            fp: s.fp,
+            labels: s.labels.clone(),
+            row_start: meta.rows,
+            rows: r.positions.len() as u64,
+            min_ts,
+            max_ts,
+        });
+        index.labels.add(ordinal as u32, &s.labels);
+        meta.rows += r.positions.len() as u64;
+        meta.min_ts = meta.min_ts.min(min_ts);
+        meta.max_ts = meta.max_ts.max(max_ts);
+        for &p in &r.positions {
+            builder.append(s, p as usize);
+            if builder.len() >= batch_rows {
+                writer.write(&builder.finish(None))?;
+            }
+        }
+    }
+    if builder.len() > 0 {
+        writer.write(&builder.finish(None))?;
+    }
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(io_err(pq_path.display()))?;
+    meta.bytes = file.metadata().map_err(io_err(pq_path.display()))?.len();
+    drop(file);
+
+    let idx = index.encode();
+    fs::write(&idx_path, &idx)
+        .and_then(|()| File::open(&idx_path)?.sync_all())
+        .map_err(io_err(idx_path.display()))?;
+    crate::wal::sync_dir(dir)?;
+    Ok(Chunk { meta, index, path: pq_path })
+}
+
+/// Opens a live chunk named by a manifest: reads and checks its index.
+pub(crate) fn open_chunk(tenant_dir: &Path, meta: ChunkMeta) -> Result<Chunk> {
+    let (pq_path, idx_path) = chunk_paths(tenant_dir, &meta);
+    let buf = fs::read(&idx_path).map_err(io_err(idx_path.display()))?;
+    let index = ChunkIndex::decode(&buf)
+        .ok_or_else(|| StoreError::Corrupt { path: idx_path.clone(), comment: "chunk index fails its checksum or does not parse".into() })?;
+    Ok(Chunk { meta, index, path: pq_path })
+}
+
+impl Chunk {
+    /// Stream ordinals matching the matchers whose time range overlaps `[start, end)`.
+    pub fn select(&self, ids: &RoaringBitmap, start: i64, end: i64) -> Vec<usize> {
+        ids.iter()
+            .map(|i| i as usize)
+            .filter(|&i| self.index.streams.get(i).is_some_and(|s| s.min_ts < end && s.max_ts >= start))
+            .collect()
+    }
+
+    /// Reads the rows of streams `ordinals` (ascending) within `[start, end)`.
+    pub fn scan(&self, ordinals: &[usize], start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
+        let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional))?;
+
+        // Row ranges of the selected streams, in file order.
+        let ranges: Vec<(u64, u64)> = ordinals
+            .iter()
+            .map(|&i| &self.index.streams[i])
+            .map(|s| (s.row_start, s.row_start + s.rows))
+            .collect();
+        let needs_ts_filter = ordinals.iter().any(|&i| {
+            let s = &self.index.streams[i];
+            s.min_ts < start || s.max_ts >= end
+        });
+
+        // Keep only the row groups that hold selected rows; the selection is relative to them.
+        let mut row_groups = Vec::new();
+        let mut selectors = Vec::new();
+        let mut rg_start = 0u64;
+        let mut ri = 0;
+        for (rg, md) in builder.metadata().row_groups().iter().enumerate() {
+            let rg_end = rg_start + md.num_rows() as u64;
+            while ri < ranges.len() && ranges[ri].1 <= rg_start {
+                ri += 1;
+            }
+            let mut pos = rg_start;
+            let mut sel = Vec::new();
+            let mut j = ri;
+            while j < ranges.len() && ranges[j].0 < rg_end {
+                let (a, b) = (ranges[j].0.max(rg_start), ranges[j].1.min(rg_end));
+                if a > pos {
+                    sel.push(RowSelector::skip((a - pos) as usize));
+                }
+                sel.push(RowSelector::select((b - a) as usize));
+                pos = b;
+                j += 1;
+            }
+            if !sel.is_empty() {
+                if pos < rg_end {
+                    sel.push(RowSelector::skip((rg_end - pos) as usize));
+                }
+                row_groups.push(rg);
+                selectors.extend(sel);
+            }
+            rg_start = rg_end;
+        }
+
+        // Read the requested columns plus `ts` when the time filter needs it.
+        let wanted: Vec<usize> = projection.map(<[usize]>::to_vec).unwrap_or_else(|| (0..log_schema().fields().len()).collect());
+        let mut read: Vec<usize> = wanted.clone();
+        if needs_ts_filter && !read.contains(&IDX_TS) {
+            read.push(IDX_TS);
+        }
+        read.sort_unstable();
+        let ts_pos = read.iter().position(|&c| c == IDX_TS);
+        let out_proj: Vec<usize> = wanted.iter().map(|c| read.iter().position(|r| r == c).expect("wanted is in read")).collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), read.iter().copied());
+        let reader = if row_groups.is_empty() {
+            None
+        } else {
+            Some(
+                builder
+                    .with_row_groups(row_groups)
+                    .with_row_selection(RowSelection::from(selectors))
+                    .with_projection(mask)
+                    .with_batch_size(batch_rows)
+                    .build()?,
+            )
+        };
+        Ok(ChunkScan { reader, ts_filter: needs_ts_filter.then_some((ts_pos.expect("ts is read"), start, end)), out_proj })
+    }
+}
+
+/// The batches of one chunk scan, already cut to the time range and projected.
+pub struct ChunkScan {
+    reader: Option<ParquetRecordBatchReader>,
+    ts_filter: Option<(usize, i64, i64)>,
+    out_proj: Vec<usize>,
+}
+
+impl Iterator for ChunkScan {
+    type Item = Result<RecordBatch>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let batch = match self.reader.as_mut()?.next()? {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let batch = match self.ts_filter {
+                Some((col, start, end)) => {
+                    let ts: &Int64Array = batch.column(col).as_primitive::<Int64Type>();
+                    let keep: BooleanArray = ts.iter().map(|t| t.map(|t| t >= start && t < end)).collect();
+                    match filter_record_batch(&batch, &keep) {
+                        Ok(b) => b,
+                        Err(e) => return Some(Err(e.into())),
+                    }
+                }
+                None => batch,
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            return Some(batch.project(&self.out_proj).map_err(Into::into));
+        }
+    }
+}
+
+/// Shared handle to a live chunk.
+pub type ChunkRef = Arc<Chunk>;

@@ -1,0 +1,46 @@
+//! silt's storage engine.
+//!
+//! Write path: [`Store::push`] validates a push, appends it to the [write-ahead log](wal)
+//! (fsync'd, group commit), inserts it into the tenant's in-memory [head](head), and only
+//! then returns, so an acknowledged push is durable and visible to the next query.
+//!
+//! Flush: [`Store::flush`] seals the WAL segment, swaps out the heads, and writes them as
+//! [chunks](chunk) — Parquet files per tenant and UTC day, sorted by (stream, time), zstd,
+//! each with a [label index](label_index) — then swaps the tenant's [manifest] atomically
+//! and deletes the WAL segments it covers.
+//!
+//! Read path: [`Store::scan`] resolves label [matchers](matcher) on each source's label
+//! index, prunes by time per stream, and returns [`ScanPart`]s that yield Arrow record
+//! batches with the [`log_schema`]. The query crate wraps this as a DataFusion table.
+//!
+//! On disk:
+//! ```text
+//! <data_dir>/LOCK                                     held by the one writing process
+//! <data_dir>/wal/<segment>.wal                        acknowledged pushes not yet in chunks
+//! <data_dir>/tenants/<tenant>/manifest.json           live chunks + WAL checkpoint
+//! <data_dir>/tenants/<tenant>/chunks/<day>/<id>.parquet|.idx
+//! ```
+
+pub mod chunk;
+pub mod codec;
+mod config;
+mod error;
+mod head;
+pub mod label_index;
+mod labels;
+pub mod manifest;
+mod matcher;
+mod push;
+mod schema;
+mod store;
+mod tenant;
+pub mod wal;
+
+pub use config::StoreConfig;
+pub use error::{Result, StoreError};
+pub use labels::{is_valid_label_name, unquote_prefix, write_go_quoted, LabelLimits, Labels};
+pub use matcher::{MatchOp, Matcher};
+pub use push::{PushEntry, PushRequest, PushStream};
+pub use schema::*;
+pub use store::{FlushStats, PushOutcome, Scan, ScanPart, ScanRequest, Store, TenantStats};
+pub use tenant::{TenantId, DEFAULT_TENANT, MAX_TENANT_ID_LEN};

@@ -1,0 +1,190 @@
+//! Store-level behaviour: push, scan, flush, restart, crash leftovers, read-only opens.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{AsArray, Array};
+use arrow::datatypes::{Int64Type, UInt64Type};
+use silt_storage::{
+    Labels, MatchOp, Matcher, PushEntry, PushRequest, PushStream, ScanRequest, Store, StoreConfig, TenantId, IDX_LINE,
+    IDX_METADATA, IDX_STREAM, IDX_TS,
+};
+
+const DAY: i64 = 86_400_000_000_000;
+/// 2026-01-15T23:00:00Z: pushes cross midnight, so flushes write two day partitions.
+const T0: i64 = 1_768_518_000_000_000_000;
+
+fn tenant(s: &str) -> TenantId {
+    s.parse().unwrap()
+}
+
+fn req(labels: &[(&str, &str)], entries: &[(i64, &str)]) -> PushRequest {
+    PushRequest {
+        streams: vec![PushStream {
+            labels: Labels::from_pairs(labels.iter().copied()).unwrap(),
+            entries: entries.iter().map(|(ts, l)| PushEntry { ts: *ts, line: l.to_string(), metadata: vec![] }).collect(),
+        }],
+    }
+}
+
+/// Everything a scan returns, as `labels -> [(ts, line, has_metadata)]`, each stream sorted.
+fn read_all(store: &Store, t: &TenantId, matchers: Vec<Matcher>, start: i64, end: i64) -> BTreeMap<String, Vec<(i64, String, bool)>> {
+    let scan = store.scan(t, &ScanRequest { matchers, start, end, projection: None }).unwrap();
+    let mut out: BTreeMap<String, Vec<(i64, String, bool)>> = BTreeMap::new();
+    for part in scan.parts {
+        for b in part.execute() {
+            let b = b.unwrap();
+            let fp = b.column(IDX_STREAM).as_primitive::<UInt64Type>();
+            let ts = b.column(IDX_TS).as_primitive::<Int64Type>();
+            let line = b.column(IDX_LINE).as_string::<i32>();
+            let meta = b.column(IDX_METADATA).as_binary::<i32>();
+            for i in 0..b.num_rows() {
+                let labels = scan.streams[&fp.value(i)].to_string();
+                out.entry(labels).or_default().push((ts.value(i), line.value(i).to_string(), meta.is_valid(i)));
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+fn m(name: &str, op: MatchOp, v: &str) -> Matcher {
+    Matcher::new(name, op, v).unwrap()
+}
+
+async fn fill(store: &Store) {
+    let t = tenant("acme");
+    for i in 0..200i64 {
+        let svc = if i % 2 == 0 { "api" } else { "db" };
+        store
+            .push(&t, req(&[("service", svc), ("env", "prod")], &[(T0 + i * 60_000_000_000, &format!("line {i}"))]))
+            .await
+            .unwrap();
+    }
+    let mut with_meta = req(&[("service", "api"), ("env", "staging")], &[(T0 + 5, "meta line")]);
+    with_meta.streams[0].entries[0].metadata = vec![("trace_id".into(), "abc".into())];
+    store.push(&t, with_meta).await.unwrap();
+    store.push(&tenant("globex"), req(&[("service", "api")], &[(T0 + 7, "other tenant")])).await.unwrap();
+}
+
+#[tokio::test]
+async fn push_is_visible_then_survives_flush_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig::new(dir.path());
+    let store = Store::open(cfg.clone()).unwrap();
+    fill(&store).await;
+    let t = tenant("acme");
+    let sel = vec![m("service", MatchOp::Re, "api|db")];
+    let before = read_all(&store, &t, sel.clone(), i64::MIN, i64::MAX);
+    assert_eq!(before.values().map(Vec::len).sum::<usize>(), 201);
+    assert!(before.keys().any(|k| k.contains("staging")));
+    assert_eq!(read_all(&store, &tenant("globex"), sel.clone(), i64::MIN, i64::MAX).len(), 1);
+
+    // Restart without a flush: everything comes back from the WAL.
+    drop(store);
+    let store = Store::open(cfg.clone()).unwrap();
+    assert_eq!(read_all(&store, &t, sel.clone(), i64::MIN, i64::MAX), before);
+
+    // Flush: chunks per UTC day, the WAL is truncated, answers are identical.
+    let stats = store.flush().await.unwrap();
+    assert!(stats.chunks >= 2, "{stats:?}");
+    assert_eq!(store.stats(&t).head_entries, 0);
+    assert_eq!(read_all(&store, &t, sel.clone(), i64::MIN, i64::MAX), before);
+    drop(store);
+    let store = Store::open(cfg).unwrap();
+    assert_eq!(read_all(&store, &t, sel.clone(), i64::MIN, i64::MAX), before);
+
+    // Time range pruning within chunks: [T0 + 10m, T0 + 20m) holds minutes 10..19.
+    let window = read_all(&store, &t, sel, T0 + 600_000_000_000, T0 + 1_200_000_000_000);
+    assert_eq!(window.values().map(Vec::len).sum::<usize>(), 10);
+    // Matchers on the chunk index.
+    let db = read_all(&store, &t, vec![m("service", MatchOp::Eq, "db")], i64::MIN, i64::MAX);
+    assert_eq!(db.values().map(Vec::len).sum::<usize>(), 100);
+    let not_prod = read_all(&store, &t, vec![m("service", MatchOp::Eq, "api"), m("env", MatchOp::Neq, "prod")], i64::MIN, i64::MAX);
+    assert_eq!(not_prod.values().flatten().map(|e| e.1.as_str()).collect::<Vec<_>>(), vec!["meta line"]);
+    assert!(not_prod.values().flatten().all(|e| e.2), "metadata survives the flush");
+}
+
+#[tokio::test]
+async fn metadata_queries_cover_head_and_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    fill(&store).await;
+    store.flush().await.unwrap();
+    let t = tenant("acme");
+    store.push(&t, req(&[("service", "worker"), ("level", "warn")], &[(T0 + DAY, "later")])).await.unwrap();
+    assert_eq!(store.label_names(&t, &[], i64::MIN, i64::MAX), vec!["env", "level", "service"]);
+    assert_eq!(store.label_values(&t, "service", &[], i64::MIN, i64::MAX), vec!["api", "db", "worker"]);
+    assert_eq!(store.label_values(&t, "service", &[], T0 + DAY, i64::MAX), vec!["worker"]);
+    assert_eq!(store.label_values(&t, "env", &[m("service", MatchOp::Eq, "api")], i64::MIN, i64::MAX), vec!["prod", "staging"]);
+    assert_eq!(store.series(&t, &[m("level", MatchOp::Re, ".+")], i64::MIN, i64::MAX).len(), 1);
+    assert!(store.label_names(&tenant("nobody"), &[], i64::MIN, i64::MAX).is_empty());
+}
+
+#[tokio::test]
+async fn out_of_order_window_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t = tenant("acme");
+    let l = [("job", "x")];
+    let hour = 3_600_000_000_000;
+    let o = store.push(&t, req(&l, &[(T0 + 2 * hour, "newest"), (T0 + hour + 1, "in window")])).await.unwrap();
+    assert_eq!((o.accepted, o.rejected), (2, 0));
+    let o = store.push(&t, req(&l, &[(T0, "too old"), (T0 + 2 * hour, "newest")])).await.unwrap();
+    assert_eq!((o.accepted, o.rejected), (0, 1), "{o:?}");
+    assert!(o.errors[0].contains("entry too far behind"), "{:?}", o.errors);
+    let all = read_all(&store, &t, vec![m("job", MatchOp::Eq, "x")], i64::MIN, i64::MAX);
+    assert_eq!(all.values().next().unwrap().len(), 2, "the exact duplicate is ignored");
+    // Bad labels are rejected with Loki's words, nothing stored.
+    let e = store.push(&t, req(&[("1bad", "x")], &[(T0, "x")])).await.unwrap();
+    assert_eq!(e.rejected, 1);
+    assert!(e.errors[0].contains("invalid label name"), "{:?}", e.errors);
+}
+
+#[tokio::test]
+async fn crash_leftovers_are_cleaned_and_torn_wal_tail_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig::new(dir.path());
+    let store = Store::open(cfg.clone()).unwrap();
+    fill(&store).await;
+    store.flush().await.unwrap();
+    store.push(&tenant("acme"), req(&[("service", "api")], &[(T0 + 3, "after flush")])).await.unwrap();
+    drop(store);
+
+    // A chunk written by a flush that died before its manifest swap, and a torn WAL write.
+    let orphan = dir.path().join("tenants/acme/chunks/2026-01-15/ffffffffffffffff0000.parquet");
+    std::fs::write(&orphan, b"partial").unwrap();
+    let segs = silt_storage::wal::list_segments(&dir.path().join("wal")).unwrap();
+    let last = silt_storage::wal::segment_path(&dir.path().join("wal"), *segs.last().unwrap());
+    let mut f = std::fs::OpenOptions::new().append(true).open(&last).unwrap();
+    std::io::Write::write_all(&mut f, &[42, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(f);
+
+    let store = Store::open(cfg).unwrap();
+    assert!(!orphan.exists());
+    let all = read_all(&store, &tenant("acme"), vec![m("service", MatchOp::Re, ".+")], i64::MIN, i64::MAX);
+    assert_eq!(all.values().map(Vec::len).sum::<usize>(), 202);
+}
+
+#[tokio::test]
+async fn second_writer_is_refused_but_readers_see_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig::new(dir.path());
+    let store = Store::open(cfg.clone()).unwrap();
+    fill(&store).await;
+    store.flush().await.unwrap();
+    store.push(&tenant("acme"), req(&[("service", "api")], &[(T0 + 3, "in the wal only")])).await.unwrap();
+
+    let e = Store::open(cfg.clone()).err().expect("the directory is locked");
+    assert!(e.to_string().contains("in use by another silt process"), "{e}");
+
+    let ro = Store::open_read_only(cfg).unwrap();
+    let sel = vec![m("service", MatchOp::Re, ".+")];
+    assert_eq!(
+        read_all(&ro, &tenant("acme"), sel.clone(), i64::MIN, i64::MAX),
+        read_all(&store, &tenant("acme"), sel, i64::MIN, i64::MAX)
+    );
+    assert!(ro.push(&tenant("acme"), req(&[("a", "b")], &[(1, "x")])).await.is_err());
+    assert!(Store::open_read_only(StoreConfig::new(dir.path().join("nope"))).is_err());
+}
