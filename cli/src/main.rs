@@ -143,9 +143,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             if end < start {
                 bail!("--to is before --from");
             }
-            let expr = match parse(&query)? {
-                Expr::Log(l) => l,
-            };
+            let Expr::Log(expr) = parse(&query)?;
             let dir = data_dir.clone();
             let store = tokio::task::spawn_blocking(move || Store::open_read_only(StoreConfig::new(dir)))
                 .await?

@@ -62,11 +62,11 @@ pub fn format_duration(ns: i64) -> String {
         out.push('-');
     }
     const MS: u64 = 1_000_000;
-    if rest % MS != 0 {
+    if !rest.is_multiple_of(MS) {
         // Below a millisecond Prometheus has no unit; fall back to Go's style.
         let units: [(&str, u64); 3] = [("ms", MS), ("us", 1_000), ("ns", 1)];
         for (u, m) in units {
-            if rest >= m && rest % m == 0 {
+            if rest >= m && rest.is_multiple_of(m) {
                 return format!("{out}{}{u}", rest / m);
             }
         }

@@ -12,7 +12,7 @@ use crate::error::QueryError;
 enum Needle {
     /// `|= ""` and `|~ ""` match every line.
     Everything,
-    Substring(Finder<'static>),
+    Substring(Box<Finder<'static>>),
     Regex(Regex),
 }
 
@@ -53,7 +53,7 @@ impl LineFilterChain {
                 } else if regex {
                     Needle::Regex(Regex::new(v).map_err(|e| QueryError::BadRequest(format!("invalid regex {v:?}: {e}")))?)
                 } else {
-                    Needle::Substring(Finder::new(v.as_bytes()).into_owned())
+                    Needle::Substring(Box::new(Finder::new(v.as_bytes()).into_owned()))
                 });
             }
             out.push(Compiled { negate: f.op.is_negated(), alternatives });

@@ -294,7 +294,7 @@ fn log_expr(i: &str) -> Res<'_, LogExpr> {
 /// Loki reports regex errors with Go's wording, `error parsing regexp: ...`; ours carries
 /// the Rust regex crate's explanation in its place.
 fn regex_message(e: &str) -> String {
-    let detail = e.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(e).trim();
+    let detail = e.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(e).trim();
     let detail = detail.trim_start_matches("error: ");
     format!("error parsing regexp: {detail}")
 }

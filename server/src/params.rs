@@ -102,7 +102,7 @@ pub fn parse_time(v: &str) -> Option<i64> {
             }
             let secs = f.trunc();
             let frac = ((f - secs) * 1000.0).round() / 1000.0;
-            return Some((secs as i64).checked_mul(1_000_000_000)?.checked_add((frac * 1e9).round() as i64)?);
+            return (secs as i64).checked_mul(1_000_000_000)?.checked_add((frac * 1e9).round() as i64);
         }
     }
     if let Ok(n) = v.parse::<i64>() {
@@ -118,10 +118,10 @@ mod tests {
     #[test]
     fn loki_timestamp_forms() {
         assert_eq!(parse_time("1768520277464726572"), Some(1768520277464726572));
-        assert_eq!(parse_time("1768520277"), Some(1768520277_000_000_000));
-        assert_eq!(parse_time("1768520277.5"), Some(1768520277_500_000_000));
+        assert_eq!(parse_time("1768520277"), Some(1_768_520_277_000_000_000));
+        assert_eq!(parse_time("1768520277.5"), Some(1_768_520_277_500_000_000));
         assert_eq!(parse_time("2026-01-15T23:58:37.603096586Z"), Some(1768521517603096586));
-        assert_eq!(parse_time("2026-01-16T00:00:00+01:00"), Some(1768518000_000_000_000));
+        assert_eq!(parse_time("2026-01-16T00:00:00+01:00"), Some(1_768_518_000_000_000_000));
         assert_eq!(parse_time("yesterday"), None);
     }
 }

@@ -66,15 +66,32 @@ pub async fn query_instant(
     }
 }
 
+/// What the metadata endpoints share: tenant, optional `query` selector, and a range that
+/// defaults to the last 6 hours, as in Loki.
+struct MetadataRequest {
+    tenant: silt_storage::TenantId,
+    params: Params,
+    matchers: Vec<silt_storage::Matcher>,
+    start: i64,
+    end: i64,
+}
+
+impl MetadataRequest {
+    fn parse(method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
+        let tenant = tenant_from(headers)?;
+        let params = Params::from_request(method, q, headers, body)?;
+        let (start, end) = params.range(6 * HOUR_NS)?;
+        let matchers = match params.get("query") {
+            Some(sel) => parse_selector(sel)?,
+            None => Vec::new(),
+        };
+        Ok(MetadataRequest { tenant, params, matchers, start, end })
+    }
+}
+
 pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let tenant = tenant_from(&headers)?;
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
-    let (start, end) = p.range(6 * HOUR_NS)?;
-    let matchers = match p.get("query") {
-        Some(sel) => parse_selector(sel)?,
-        None => Vec::new(),
-    };
-    Ok(string_list(state.store.label_names(&tenant, &matchers, start, end)))
+    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    Ok(string_list(state.store.label_names(&r.tenant, &r.matchers, r.start, r.end)))
 }
 
 pub async fn label_values(
@@ -85,30 +102,21 @@ pub async fn label_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_from(&headers)?;
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
-    let (start, end) = p.range(6 * HOUR_NS)?;
-    let matchers = match p.get("query") {
-        Some(sel) => parse_selector(sel)?,
-        None => Vec::new(),
-    };
-    Ok(string_list(state.store.label_values(&tenant, &name, &matchers, start, end)))
+    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    Ok(string_list(state.store.label_values(&r.tenant, &name, &r.matchers, r.start, r.end)))
 }
 
 /// `/loki/api/v1/series`: the label sets of the streams matching any `match[]` selector
 /// (all streams when none is given) with entries in the range.
 pub async fn series(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let tenant = tenant_from(&headers)?;
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
-    let (start, end) = p.range(6 * HOUR_NS)?;
-    let mut selectors = p.all("match[]").to_vec();
-    selectors.extend(p.all("match").iter().cloned());
+    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let selectors: Vec<&String> = r.params.all("match[]").iter().chain(r.params.all("match")).filter(|s| !s.is_empty()).collect();
     let mut found: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
     if selectors.is_empty() {
-        found.extend(state.store.series(&tenant, &[], start, end));
+        found.extend(state.store.series(&r.tenant, &r.matchers, r.start, r.end));
     }
-    for sel in selectors.iter().filter(|s| !s.is_empty()) {
-        found.extend(state.store.series(&tenant, &parse_selector(sel)?, start, end));
+    for sel in selectors {
+        found.extend(state.store.series(&r.tenant, &parse_selector(sel)?, r.start, r.end));
     }
     let data: Vec<LabelsJson<'_>> = found.iter().map(LabelsJson).collect();
     Ok(Json(Success { status: "success", data }).into_response())

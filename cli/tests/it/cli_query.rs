@@ -49,7 +49,7 @@ fn query_a_live_data_directory() {
         .arg("query")
         .arg("--data-dir")
         .arg(&data)
-        .args(&range)
+        .args(range)
         .args(["--limit", "30", r#"{app="web"}"#])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -189,7 +189,8 @@ async fn bad_input_gets_loki_errors_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path()).await;
     fill(&s.base).await;
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("/loki/api/v1/query_range", &[("query", r#"{service="api""#)], "parse error at line 1, col 15: syntax error: unexpected $end"),
         ("/loki/api/v1/query_range", &[("query", "{}")], "queries require at least one regexp or equality matcher"),
         ("/loki/api/v1/query_range", &[("query", r#"{a=~".*"}"#)], "empty-compatible value"),
