@@ -93,7 +93,7 @@ impl TableProvider for LogTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -115,19 +115,26 @@ impl TableProvider for LogTable {
         if scan.parts.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let parts: Vec<Arc<dyn PartitionStream>> = scan
-            .parts
+        // At most `target_partitions` streams, each reading its share of the parts in turn:
+        // a query over hundreds of chunks keeps two readers busy, not hundreds.
+        let n = state.config().target_partitions().clamp(1, scan.parts.len());
+        let mut groups: Vec<Vec<ScanPart>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, p) in scan.parts.into_iter().enumerate() {
+            groups[i % n].push(p);
+        }
+        let parts: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
-            .map(|p| Arc::new(PartStream { schema: schema.clone(), part: Mutex::new(Some(p)) }) as Arc<dyn PartitionStream>)
+            .map(|g| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(g)) }) as Arc<dyn PartitionStream>)
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(schema, parts, None, [], false, limit)?))
     }
 }
 
-/// One storage scan part as a DataFusion partition. It can be executed once.
+/// Storage scan parts read one after another as one DataFusion partition. It can be
+/// executed once.
 struct PartStream {
     schema: SchemaRef,
-    part: Mutex<Option<ScanPart>>,
+    parts: Mutex<Option<Vec<ScanPart>>>,
 }
 
 impl std::fmt::Debug for PartStream {
@@ -142,15 +149,15 @@ impl PartitionStream for PartStream {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let part = self.part.lock().unwrap().take();
+        let parts = self.parts.lock().unwrap().take();
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        match part {
-            Some(part) => {
+        match parts {
+            Some(parts) => {
                 tokio::task::spawn_blocking(move || {
-                    for b in part.execute() {
+                    for b in parts.into_iter().flat_map(ScanPart::execute) {
                         let b = b.map_err(|e| DataFusionError::External(Box::new(e)));
                         if tx.blocking_send(b).is_err() {
-                            break; // the query stopped reading (limit reached or cancelled)
+                            return; // the query stopped reading (limit reached or cancelled)
                         }
                     }
                 });
