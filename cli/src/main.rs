@@ -143,7 +143,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             if end < start {
                 bail!("--to is before --from");
             }
-            let Expr::Log(expr) = parse(&query)?;
+            let Expr::Log(expr) = parse(&query)? else { bail!("metric queries are not supported yet by `silt query`") };
             let dir = data_dir.clone();
             let store = tokio::task::spawn_blocking(move || Store::open_read_only(StoreConfig::new(dir)))
                 .await?

@@ -73,7 +73,13 @@ impl Engine {
         let mut df = ctx.read_table(table)?;
 
         let mut predicate = col(COL_TS).gt_eq(lit(q.start)).and(col(COL_TS).lt(lit(q.end)));
-        let filters: Vec<_> = q.expr.pipeline.iter().map(|Stage::LineFilter(f)| f).collect();
+        let mut filters = Vec::new();
+        for stage in &q.expr.pipeline {
+            match stage {
+                Stage::LineFilter(f) => filters.push(f),
+                other => return Err(QueryError::BadRequest(format!("this pipeline stage is not supported yet: {other}"))),
+            }
+        }
         if !filters.is_empty() {
             let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
             let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));

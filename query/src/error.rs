@@ -6,7 +6,9 @@ use std::fmt;
 /// A LogQL syntax or validation error, worded and positioned as Loki words them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
-    /// 1-based; 0 when the error is about the whole query (Loki prints `parse error : ...`).
+    /// 1-based; 0 with `col` 0 when the error is about the whole query (Loki prints
+    /// `parse error : ...`), 0 alone for tokens Loki's lexer assembles from several
+    /// characters (a quirk we keep: `parse error at line 0, col 20: ...`).
     pub line: usize,
     pub col: usize,
     pub message: String,
@@ -14,7 +16,7 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
+        if self.line == 0 && self.col == 0 {
             write!(f, "parse error : {}", self.message)
         } else {
             write!(f, "parse error at line {}, col {}: {}", self.line, self.col, self.message)

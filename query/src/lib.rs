@@ -3,6 +3,8 @@
 
 pub mod ast;
 pub mod duration;
+pub mod format;
+pub mod pattern;
 mod engine;
 mod error;
 pub mod line_filter;

@@ -5,7 +5,7 @@
 use memchr::memmem::Finder;
 use regex::bytes::Regex;
 
-use crate::ast::{LineFilter, LineFilterOp};
+use crate::ast::{LineFilter, LineFilterOp, LineFilterValue};
 use crate::error::QueryError;
 
 #[derive(Debug)]
@@ -45,9 +45,19 @@ impl LineFilterChain {
     pub fn compile<'a>(filters: impl IntoIterator<Item = &'a LineFilter>) -> Result<Self, QueryError> {
         let mut out = Vec::new();
         for f in filters {
-            let regex = matches!(f.op, LineFilterOp::Regex | LineFilterOp::NotRegex);
+            let regex = match f.op {
+                LineFilterOp::Regex | LineFilterOp::NotRegex => true,
+                LineFilterOp::Contains | LineFilterOp::NotContains => false,
+                LineFilterOp::Pattern | LineFilterOp::NotPattern => {
+                    return Err(QueryError::BadRequest(format!("pattern line filters are not supported yet: {f}")))
+                }
+            };
             let mut alternatives = Vec::with_capacity(f.values.len());
             for v in &f.values {
+                let v = match v {
+                    LineFilterValue::Str(s) => s,
+                    LineFilterValue::Ip(_) => return Err(QueryError::BadRequest(format!("ip() line filters are not supported yet: {f}"))),
+                };
                 alternatives.push(if v.is_empty() {
                     Needle::Everything
                 } else if regex {
@@ -77,7 +87,7 @@ mod tests {
 
     fn chain(fs: &[(LineFilterOp, &[&str])]) -> LineFilterChain {
         let fs: Vec<LineFilter> =
-            fs.iter().map(|(op, v)| LineFilter { op: *op, values: v.iter().map(|s| s.to_string()).collect() }).collect();
+            fs.iter().map(|(op, v)| LineFilter { op: *op, values: v.iter().map(|s| LineFilterValue::Str(s.to_string())).collect() }).collect();
         LineFilterChain::compile(&fs).unwrap()
     }
 

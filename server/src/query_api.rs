@@ -47,6 +47,7 @@ pub async fn query_range(
             Ok(Json(Success { status: "success", data: StreamsData { result_type: "streams", result: streams.iter().map(StreamJson).collect() } })
                 .into_response())
         }
+        Expr::Metric(_) => Err(ApiError::bad_request("metric queries are not supported yet")),
     }
 }
 
@@ -63,6 +64,7 @@ pub async fn query_instant(
         Expr::Log(_) => Err(ApiError::bad_request(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
+        Expr::Metric(_) => Err(ApiError::bad_request("metric queries are not supported yet")),
     }
 }
 
