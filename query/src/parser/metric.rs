@@ -91,7 +91,13 @@ fn bin_modifiers(i: &str) -> Res<'_, (bool, Option<VectorMatching>)> {
     for (w, left) in [("group_left", true), ("group_right", false)] {
         if is_kw(i, w) {
             let (r, _) = kw(w)(i)?;
-            let (r, include) = if peek_sym(r, "(") { cut(label_list(r))? } else { (r, Vec::new()) };
+            // `group_left (` starts the include list, unless what follows is not one: Loki's
+            // grammar then fails, while `x * on (a) group_left (sum(y))` has one meaning.
+            let (r, include) = match label_list(r) {
+                Ok(ok) => ok,
+                Err(nom::Err::Error(_)) => (r, Vec::new()),
+                Err(e) => return Err(e),
+            };
             group = Some(GroupModifier { left, include });
             i = r;
             break;

@@ -170,3 +170,5 @@ pub(crate) fn cut<T>(r: Res<'_, T>) -> Res<'_, T> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod proptest_ast;
