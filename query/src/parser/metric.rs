@@ -3,7 +3,7 @@
 //! comparisons < `+ -` < `* / %` < `^`, all left-associative but `^`). Operations on two
 //! literals are folded at parse time, as Loki does.
 
-use super::lex::{function_at, ident, is_kw, kw, number_token, peek_sym, skip_ws, string, sym, word, NumTok};
+use super::lex::{function_at, ident, is_kw, kw, number_token, skip_ws, string, sym, word, NumTok};
 use super::log::{log_expr, partial_range, regex_message};
 use super::{check_selector, cut, PErr, Res};
 use crate::ast::{
