@@ -14,4 +14,4 @@ mod udf;
 
 pub use engine::{Direction, Engine, LogQuery, StreamResult};
 pub use error::{ParseError, QueryError};
-pub use parser::{parse, parse_selector, MAX_QUERY_BYTES};
+pub use parser::{parse, parse_selector, MAX_NESTING, MAX_QUERY_BYTES};

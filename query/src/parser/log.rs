@@ -101,8 +101,7 @@ fn line_filter(i: &str, op: LineFilterOp) -> Res<'_, Vec<LineFilter>> {
     let mut values = Vec::new();
     let (mut i, v) = line_filter_value(i, op)?;
     values.push(v);
-    loop {
-        let Some((_, after_or)) = word(i).filter(|(w, _)| w.eq_ignore_ascii_case("or")) else { break };
+    while let Some((_, after_or)) = word(i).filter(|(w, _)| w.eq_ignore_ascii_case("or")) {
         if !(peek_sym(after_or, "\"") || peek_sym(after_or, "`") || is_kw(after_or, "ip")) {
             break;
         }
@@ -288,38 +287,67 @@ fn check_regexp_parser(re: &str) -> Result<(), String> {
 }
 
 /// Label filters: `and` binds tighter than `or` (both left-associative); a `,` or a plain
-/// space between two filters means `and` and, as in Loki's grammar, takes everything to its
-/// right as the right-hand side.
+/// space between two filters means `and` and, as in Loki's grammar (where the parser
+/// always shifts on them), takes everything to its right as its right-hand side:
+/// `a or b c` is `a or (b and c)`, `a b, c or d` is `a and (b and (c or d))`.
+///
+/// Parsed with explicit operator and operand stacks, so a long chain cannot exhaust the
+/// stack; only parentheses recurse, and their depth is bounded by [`super::MAX_NESTING`].
 pub(super) fn label_filter(i: &str) -> Res<'_, LabelFilter> {
-    label_filter_prec(i, 0)
-}
-
-fn label_filter_prec(i: &str, min_prec: u8) -> Res<'_, LabelFilter> {
-    let (mut i, mut lhs) = label_filter_atom(i)?;
+    #[derive(Clone, Copy, PartialEq)]
+    enum Op {
+        Or,
+        And,
+        /// `,` or a space: never reduced by a later operator.
+        Join,
+    }
+    fn reduce(operands: &mut Vec<LabelFilter>, op: Op) {
+        let b = operands.pop().expect("two operands");
+        let a = operands.pop().expect("two operands");
+        operands.push(match op {
+            Op::Or => LabelFilter::Or(Box::new(a), Box::new(b)),
+            Op::And | Op::Join => LabelFilter::And(Box::new(a), Box::new(b)),
+        });
+    }
+    let (mut i, first) = label_filter_atom(i)?;
+    let mut operands = vec![first];
+    let mut ops: Vec<Op> = Vec::new();
     loop {
-        if let Ok((r, _)) = sym(",")(i) {
-            let (r, rhs) = label_filter_prec(r, 0)?;
-            return Ok((r, LabelFilter::And(Box::new(lhs), Box::new(rhs))));
-        }
-        if starts_label_filter(i) {
-            let (r, rhs) = label_filter_prec(i, 0)?;
-            return Ok((r, LabelFilter::And(Box::new(lhs), Box::new(rhs))));
-        }
-        let (prec, is_or) = if is_kw(i, "or") {
-            (1, true)
+        let (r, op) = if let Ok((r, _)) = sym(",")(i) {
+            (r, Op::Join)
+        } else if is_kw(i, "or") {
+            (kw("or")(i)?.0, Op::Or)
         } else if is_kw(i, "and") {
-            (2, false)
+            (kw("and")(i)?.0, Op::And)
+        } else if starts_label_filter(i) {
+            (i, Op::Join)
         } else {
-            return Ok((i, lhs));
+            break;
         };
-        if prec < min_prec {
-            return Ok((i, lhs));
+        // Reduce what binds at least as tightly (left-associative), never past a join.
+        let prec = |o: Op| match o {
+            Op::Join => 0,
+            Op::Or => 1,
+            Op::And => 2,
+        };
+        if op != Op::Join {
+            while let Some(&top) = ops.last() {
+                if top == Op::Join || prec(top) < prec(op) {
+                    break;
+                }
+                ops.pop();
+                reduce(&mut operands, top);
+            }
         }
-        let (r, _) = kw(if is_or { "or" } else { "and" })(i)?;
-        let (r, rhs) = label_filter_prec(r, prec + 1)?;
-        lhs = if is_or { LabelFilter::Or(Box::new(lhs), Box::new(rhs)) } else { LabelFilter::And(Box::new(lhs), Box::new(rhs)) };
+        ops.push(op);
+        let (r, atom) = label_filter_atom(r)?;
+        operands.push(atom);
         i = r;
     }
+    while let Some(op) = ops.pop() {
+        reduce(&mut operands, op);
+    }
+    Ok((i, operands.pop().expect("one result")))
 }
 
 /// Whether a label filter starts here (a label name or `(`), for the space-separated form.
@@ -329,7 +357,7 @@ fn starts_label_filter(i: &str) -> bool {
 
 fn label_filter_atom(i: &str) -> Res<'_, LabelFilter> {
     if let Ok((r, _)) = sym("(")(i) {
-        let (r, f) = label_filter_prec(r, 0)?;
+        let (r, f) = label_filter(r)?;
         let (r, _) = sym(")")(r)?;
         return Ok((r, f));
     }
@@ -448,7 +476,10 @@ pub(super) fn offset(i: &str) -> Res<'_, i64> {
 /// The log part of a range aggregation, in any of the placements Loki accepts:
 /// `S[r]`, `S | p[r]`, `S | p | unwrap x[r]`, `S[r] | p | unwrap x`, each optionally in
 /// parentheses, with `offset` right after the range.
-pub(super) fn partial_range(i: &str) -> Res<'_, (LogExpr, Option<Unwrap>, Option<(i64, i64)>)> {
+/// A log query with its optional unwrap and, once seen, `(range, offset)`.
+type PartialRange = (LogExpr, Option<Unwrap>, Option<(i64, i64)>);
+
+pub(super) fn partial_range(i: &str) -> Res<'_, PartialRange> {
     if let Ok((r, _)) = sym("(")(i) {
         let (r, (log, unwrap, ro)) = partial_range(r)?;
         let (r, _) = sym(")")(r)?;

@@ -106,19 +106,44 @@ fn bin_modifiers(i: &str) -> Res<'_, (bool, Option<VectorMatching>)> {
     Ok((i, (return_bool, Some(VectorMatching { on, labels, group }))))
 }
 
-fn binary(i: &str, min_prec: u8) -> Res<'_, Node> {
-    let (mut i, mut lhs) = primary(i)?;
+/// Binary operators by precedence climbing with explicit stacks (no recursion per
+/// operator, so `1 ^ 1 ^ ... ^ 1` cannot exhaust the stack).
+fn binary(i: &str, _min_prec: u8) -> Res<'_, Node> {
+    struct Pending<'a> {
+        op: BinOp,
+        return_bool: bool,
+        matching: Option<VectorMatching>,
+        at: &'a str,
+    }
+    fn reduce<'a>(operands: &mut Vec<Node>, p: Pending<'a>) -> Result<(), nom::Err<PErr<'a>>> {
+        let rhs = operands.pop().expect("two operands");
+        let lhs = operands.pop().expect("two operands");
+        operands.push(Node::Metric(combine(p.at, p.op, lhs, rhs, p.return_bool, p.matching)?));
+        Ok(())
+    }
+    let (mut i, first) = primary(i)?;
+    let mut operands = vec![first];
+    let mut ops: Vec<Pending<'_>> = Vec::new();
     while let Some((op, after_op)) = peek_binop(i) {
-        if op.precedence() < min_prec {
-            break;
-        }
         let (r, (return_bool, matching)) = bin_modifiers(after_op)?;
-        let next_min = if op == BinOp::Pow { op.precedence() } else { op.precedence() + 1 };
-        let (r, rhs) = cut(binary(r, next_min))?;
-        lhs = Node::Metric(combine(i, op, lhs, rhs, return_bool, matching)?);
+        // Reduce what binds more tightly, and equal precedence for left-associative ops.
+        while let Some(top) = ops.last() {
+            let tighter = top.op.precedence() > op.precedence() || (top.op.precedence() == op.precedence() && op != BinOp::Pow);
+            if !tighter {
+                break;
+            }
+            let top = ops.pop().expect("checked");
+            reduce(&mut operands, top)?;
+        }
+        ops.push(Pending { op, return_bool, matching, at: i });
+        let (r, rhs) = cut(primary(r))?;
+        operands.push(rhs);
         i = r;
     }
-    Ok((i, lhs))
+    while let Some(top) = ops.pop() {
+        reduce(&mut operands, top)?;
+    }
+    Ok((i, operands.pop().expect("one result")))
 }
 
 /// Builds a binary expression, applying Loki's checks and its folding of literals.

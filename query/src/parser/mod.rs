@@ -21,12 +21,21 @@ use crate::error::ParseError;
 /// Loki's limit on the size of a query string.
 pub const MAX_QUERY_BYTES: usize = 131_072;
 
+/// How deeply `(`, `{` and `[` may nest. Loki has no such limit (its parser is a table
+/// machine); a recursive-descent parser needs one to never overflow its stack. Real
+/// queries nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
 pub(crate) const EMPTY_COMPATIBLE: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
 
 /// Parses and validates a LogQL query.
 pub fn parse(query: &str) -> Result<Expr, ParseError> {
     if query.len() >= MAX_QUERY_BYTES {
         return Err(ParseError::whole(format!("input size too long ({} > {MAX_QUERY_BYTES})", query.len())));
+    }
+    let depth = nesting_depth(query);
+    if depth > MAX_NESTING {
+        return Err(ParseError::whole(format!("query nesting too deep ({depth} > {MAX_NESTING})")));
     }
     let result = (|i| {
         let (i, e) = metric::expr(i)?;
@@ -50,6 +59,48 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
         metric::Node::Metric(m) => Expr::Metric(m),
     };
     Ok(expr)
+}
+
+/// The deepest nesting of brackets outside strings and comments.
+fn nesting_depth(q: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = q.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' | '{' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | '}' | ']' => depth = depth.saturating_sub(1),
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Parses a bare stream selector, as the `query` and `match[]` parameters of the metadata

@@ -149,6 +149,28 @@ fn loki_validation_errors() {
 }
 
 #[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let deep = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+    assert_eq!(ok(&deep(MAX_NESTING)), "1");
+    assert!(err(&deep(MAX_NESTING + 1)).contains("query nesting too deep"));
+    // The largest query Loki accepts, all nesting: refused quickly.
+    assert!(err(&"(".repeat(MAX_QUERY_BYTES - 1)).contains("query nesting too deep"));
+    // Brackets inside strings do not count.
+    assert!(parse(&format!("{{a=\"{}\"}}", "(".repeat(1000))).is_ok());
+    // Long flat chains do not recurse.
+    assert_eq!(ok(&vec!["2"; 20_000].join(" ^ ")), "+Inf");
+    for sep in [" ", ", ", " or ", " and "] {
+        let chain = format!("{{a=\"b\"}} | {}", vec!["x=1"; 10_000].join(sep));
+        if let Err(e) = parse(&chain) {
+            panic!("{sep:?}: {e}");
+        }
+    }
+    // Label filter parentheses nest through their own recursion.
+    let lf = format!("{{a=\"b\"}} | {}x=1{}", "(".repeat(MAX_NESTING - 1), ")".repeat(MAX_NESTING - 1));
+    assert!(parse(&lf).is_ok(), "{lf}");
+}
+
+#[test]
 fn accepted_forms() {
     for q in [
         r#"{a!=""}"#,
@@ -180,8 +202,9 @@ mod properties {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
         /// Any input: an answer or an error, never a panic or a hang.
         #[test]
-        fn never_panics_on_bytes(s in "\\PC{0,80}") {
+        fn never_panics_on_bytes(s in "\\PC{0,80}", raw in proptest::collection::vec(any::<u8>(), 0..80)) {
             let _ = parse(&s);
+            let _ = parse(&String::from_utf8_lossy(&raw));
         }
 
         /// Inputs made of LogQL's own pieces reach deep into the grammar.
