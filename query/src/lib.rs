@@ -4,7 +4,9 @@
 pub mod ast;
 pub mod duration;
 pub mod format;
+pub mod ip;
 pub mod pattern;
+pub mod pipeline;
 mod engine;
 mod error;
 pub mod line_filter;

@@ -14,6 +14,7 @@ enum Needle {
     Everything,
     Substring(Box<Finder<'static>>),
     Regex(Regex),
+    Ip(crate::ip::IpPattern),
 }
 
 impl Needle {
@@ -23,6 +24,7 @@ impl Needle {
             Needle::Everything => true,
             Needle::Substring(f) => f.find(line).is_some(),
             Needle::Regex(r) => r.is_match(line),
+            Needle::Ip(p) => std::str::from_utf8(line).is_ok_and(|l| p.matches_line(l)),
         }
     }
 }
@@ -56,7 +58,10 @@ impl LineFilterChain {
             for v in &f.values {
                 let v = match v {
                     LineFilterValue::Str(s) => s,
-                    LineFilterValue::Ip(_) => return Err(QueryError::BadRequest(format!("ip() line filters are not supported yet: {f}"))),
+                    LineFilterValue::Ip(p) => {
+                        alternatives.push(Needle::Ip(crate::ip::IpPattern::parse(p).map_err(QueryError::BadRequest)?));
+                        continue;
+                    }
                 };
                 alternatives.push(if v.is_empty() {
                     Needle::Everything

@@ -1,0 +1,243 @@
+//! Loki's `json` parser: every scalar of a JSON object becomes a label, nested keys joined
+//! with `_` (`{"a":{"b":1}}` gives `a_b="1"`), arrays skipped, strings unescaped, numbers
+//! and booleans as written. A small scanner over the bytes: no tree is built.
+
+/// Calls `emit(name, value)` for every scalar of the object in `s`. Errors describe the
+/// first malformed byte.
+pub fn flatten(s: &str, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
+    let b = s.as_bytes();
+    let mut p = Parser { b, i: 0, key: String::new() };
+    p.ws();
+    if p.peek() != Some(b'{') {
+        return Err(format!("Value looks like {}, but can't find opening '{{' symbol", p.what()));
+    }
+    p.object(emit)?;
+    p.ws();
+    if p.i < b.len() {
+        return Err("Unexpected trailing data after the JSON object".into());
+    }
+    Ok(())
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// The current key path, `a_b_`.
+    key: String,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+    fn what(&self) -> &'static str {
+        match self.peek() {
+            None => "an empty input",
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b'0'..=b'9' | b'-') => "a number",
+            _ => "something else",
+        }
+    }
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at offset {}", c as char, self.i))
+        }
+    }
+
+    fn object(&mut self, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
+        self.expect(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let k = self.string()?;
+            self.expect(b':')?;
+            self.ws();
+            let depth = self.key.len();
+            self.key.push_str(&k);
+            match self.peek() {
+                Some(b'{') => {
+                    self.key.push('_');
+                    self.object(emit)?;
+                }
+                Some(b'[') => self.skip_value()?,
+                Some(b'"') => {
+                    let v = self.string()?;
+                    emit(&self.key, &v);
+                }
+                Some(_) => {
+                    let start = self.i;
+                    self.scalar()?;
+                    let raw = std::str::from_utf8(&self.b[start..self.i]).map_err(|e| e.to_string())?;
+                    if raw != "null" {
+                        emit(&self.key, raw);
+                    }
+                }
+                None => return Err("unexpected end of JSON input".into()),
+            }
+            self.key.truncate(depth);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(format!("expected ',' or '}}' at offset {}", self.i)),
+            }
+        }
+    }
+
+    fn scalar(&mut self) -> Result<(), String> {
+        let start = self.i;
+        while let Some(c) = self.peek() {
+            if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                break;
+            }
+            self.i += 1;
+        }
+        let raw = &self.b[start..self.i];
+        let ok = matches!(raw, b"true" | b"false" | b"null")
+            || (!raw.is_empty() && raw.iter().all(|c| c.is_ascii_digit() || b"+-.eE".contains(c)) && raw.iter().any(u8::is_ascii_digit));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("invalid value at offset {start}"))
+        }
+    }
+
+    fn skip_value(&mut self) -> Result<(), String> {
+        self.ws();
+        match self.peek() {
+            Some(b'{') | Some(b'[') => {
+                let close = if self.peek() == Some(b'{') { b'}' } else { b']' };
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(close) {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    if close == b'}' {
+                        self.ws();
+                        self.string()?;
+                        self.expect(b':')?;
+                    }
+                    self.skip_value()?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(c) if c == close => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(format!("malformed container at offset {}", self.i)),
+                    }
+                }
+            }
+            Some(b'"') => self.string().map(|_| ()),
+            Some(_) => self.scalar(),
+            None => Err("unexpected end of JSON input".into()),
+        }
+    }
+
+    /// A JSON string, unescaped.
+    fn string(&mut self) -> Result<String, String> {
+        if self.peek() != Some(b'"') {
+            return Err(format!("expected '\"' at offset {}", self.i));
+        }
+        self.i += 1;
+        let start = self.i;
+        // Fast path: no escapes.
+        while let Some(c) = self.peek() {
+            match c {
+                b'"' => {
+                    let s = std::str::from_utf8(&self.b[start..self.i]).map_err(|e| e.to_string())?.to_string();
+                    self.i += 1;
+                    return Ok(s);
+                }
+                b'\\' => break,
+                _ => self.i += 1,
+            }
+        }
+        let mut out: Vec<u8> = self.b[start..self.i].to_vec();
+        while let Some(c) = self.peek() {
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let e = self.peek().ok_or("unterminated escape")?;
+                    self.i += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'/' => out.push(b'/'),
+                        b'\\' => out.push(b'\\'),
+                        b'"' => out.push(b'"'),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xd800..0xdc00).contains(&cp) && self.b.get(self.i..self.i + 2) == Some(b"\\u") {
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff);
+                            }
+                            let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        other => return Err(format!("invalid escape '\\{}'", other as char)),
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        Err("unterminated string".into())
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self.b.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+        self.i += 4;
+        u32::from_str_radix(std::str::from_utf8(h).map_err(|e| e.to_string())?, 16).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(s: &str) -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        flatten(s, &mut |k, v| out.push((k.to_string(), v.to_string())))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn flattens_like_loki() {
+        let got = all(r#"{"a":1,"b":{"c":"x\"y","d":{"e":true}},"arr":[1,{"z":2}],"n":null,"f":-0.5e3,"u":"\u00e9"}"#).unwrap();
+        let want = [("a", "1"), ("b_c", "x\"y"), ("b_d_e", "true"), ("f", "-0.5e3"), ("u", "é")];
+        assert_eq!(got, want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_object() {
+        for bad in ["", "[1]", "\"s\"", "{\"a\":}", "{\"a\":1", "{\"a\" 1}", "{\"a\":tru}", "{} x", "level=info msg=x"] {
+            assert!(all(bad).is_err(), "{bad}");
+        }
+    }
+}

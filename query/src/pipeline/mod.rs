@@ -1,0 +1,448 @@
+//! The log pipeline: Loki's stages applied to one entry at a time. An entry starts as its
+//! line and its labels (stream labels, then structured metadata) and leaves, if not
+//! filtered out, with a possibly rewritten line and the labels Loki would report.
+//!
+//! Loki's rules kept here: line filters move ahead of the stages before them up to the
+//! nearest `line_format`, `unpack` or label filter; a parsed label that clashes with a
+//! stream label or structured metadata is renamed `<name>_extracted`; a stage that fails
+//! sets `__error__` (and `__error_details__`) and keeps the entry.
+
+mod json;
+mod logfmt;
+
+use regex::Regex;
+use silt_storage::{is_valid_label_name, Matcher};
+
+use crate::ast::{CmpOp, LabelFilter, LineFilter, NamedMatcher, Stage};
+use crate::error::QueryError;
+use crate::line_filter::LineFilterChain;
+use crate::pattern::{Node, Pattern};
+
+pub const ERROR_LABEL: &str = "__error__";
+pub const ERROR_DETAILS_LABEL: &str = "__error_details__";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Stream,
+    Metadata,
+    Parsed,
+}
+
+/// The labels of one entry while it moves through the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct EntryLabels {
+    labels: Vec<(String, String, Origin)>,
+}
+
+impl EntryLabels {
+    pub fn new<'a>(stream: impl IntoIterator<Item = (&'a str, &'a str)>, metadata: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut labels: Vec<(String, String, Origin)> = stream.into_iter().map(|(n, v)| (n.to_string(), v.to_string(), Origin::Stream)).collect();
+        for (n, v) in metadata {
+            match labels.iter_mut().find(|l| l.0 == n) {
+                Some(l) => l.1 = v.to_string(),
+                None => labels.push((n.to_string(), v.to_string(), Origin::Metadata)),
+            }
+        }
+        EntryLabels { labels }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|l| l.0 == name).map(|l| l.1.as_str())
+    }
+
+    pub fn has_error(&self) -> bool {
+        self.get(ERROR_LABEL).is_some()
+    }
+
+    fn set(&mut self, name: &str, value: &str, origin: Origin) {
+        match self.labels.iter_mut().find(|l| l.0 == name) {
+            Some(l) => {
+                l.1.clear();
+                l.1.push_str(value);
+            }
+            None => self.labels.push((name.to_string(), value.to_string(), origin)),
+        }
+    }
+
+    /// A label found by a parser: sanitised, renamed `<name>_extracted` if the stream or
+    /// its metadata has it already.
+    fn set_parsed(&mut self, raw_name: &str, value: &str) {
+        let mut name = sanitize(raw_name);
+        if name.is_empty() {
+            return;
+        }
+        if self.labels.iter().any(|l| l.0 == name && l.2 != Origin::Parsed) {
+            name.push_str("_extracted");
+        }
+        self.set(&name, value, Origin::Parsed);
+    }
+
+    fn set_error(&mut self, error: &str, details: Option<&str>) {
+        if self.has_error() {
+            return; // the first error is kept
+        }
+        self.set(ERROR_LABEL, error, Origin::Parsed);
+        if let Some(d) = details {
+            self.set(ERROR_DETAILS_LABEL, d, Origin::Parsed);
+        }
+    }
+
+    fn retain(&mut self, f: impl Fn(&str, &str) -> bool) {
+        self.labels.retain(|l| f(&l.0, &l.1));
+    }
+
+    /// The final label set, sorted, empty values left out (as Loki does).
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self.labels.into_iter().filter(|l| !l.1.is_empty()).map(|l| (l.0, l.1)).collect();
+        v.sort();
+        v
+    }
+}
+
+/// Loki's label name sanitising: characters outside `[a-zA-Z0-9_]` become `_`, and a
+/// leading digit gets a `_` in front.
+pub fn sanitize(name: &str) -> String {
+    if is_valid_label_name(name) {
+        return name.to_string();
+    }
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+enum Step {
+    Line(LineFilterChain),
+    Json(Vec<(String, Vec<PathPart>)>),
+    Logfmt { strict: bool, keep_empty: bool, params: Vec<(String, String)> },
+    Regexp(Regex),
+    Pattern(Pattern),
+    Unpack,
+    LabelFilter(LabelFilter),
+    Drop(Vec<NamedMatcher>),
+    Keep(Vec<NamedMatcher>),
+    Decolorize(Regex),
+}
+
+/// One element of a `json` extraction path: `a.b[0]["c d"]`.
+#[derive(Debug, Clone, PartialEq)]
+enum PathPart {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(expr: &str) -> Result<Vec<PathPart>, QueryError> {
+    let bad = || QueryError::BadRequest(format!("invalid json extraction expression {expr:?}"));
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').ok_or_else(bad)?;
+            let inner = r[..end].trim();
+            if let Some(q) = inner.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                out.push(PathPart::Key(q.to_string()));
+            } else {
+                out.push(PathPart::Index(inner.parse().map_err(|_| bad())?));
+            }
+            rest = &r[end + 1..];
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end == 0 {
+                return Err(bad());
+            }
+            out.push(PathPart::Key(r[..end].to_string()));
+            rest = &r[end..];
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// A compiled pipeline, built once per query.
+pub struct Pipeline {
+    steps: Vec<Step>,
+}
+
+const ANSI: &str = r"[\x1b\x{9b}][\[\]()#;?]*(?:(?:(?:[a-zA-Z\d]*(?:;[a-zA-Z\d]*)*)?\x07)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PRZcf-ntqry=><~]))";
+
+impl Pipeline {
+    pub fn compile(stages: &[Stage]) -> Result<Pipeline, QueryError> {
+        let mut steps = Vec::new();
+        for stage in hoist_line_filters(stages) {
+            steps.push(match stage {
+                Stage::LineFilter(f) => Step::Line(LineFilterChain::compile(std::iter::once(f))?),
+                Stage::Json(params) => Step::Json(params.iter().map(|p| Ok((p.name.clone(), parse_path(&p.expr)?))).collect::<Result<_, QueryError>>()?),
+                Stage::Logfmt { strict, keep_empty, params } => Step::Logfmt {
+                    strict: *strict,
+                    keep_empty: *keep_empty,
+                    params: params.iter().map(|p| (p.name.clone(), p.expr.clone())).collect(),
+                },
+                Stage::Regexp(re) => Step::Regexp(Regex::new(re).map_err(|e| QueryError::BadRequest(e.to_string()))?),
+                Stage::Pattern(p) => Step::Pattern(Pattern::parse_named(p).map_err(|e| QueryError::BadRequest(e.to_string()))?),
+                Stage::Unpack => Step::Unpack,
+                Stage::LabelFilter(f) => Step::LabelFilter(f.clone()),
+                Stage::Drop(n) => Step::Drop(n.clone()),
+                Stage::Keep(n) => Step::Keep(n.clone()),
+                Stage::Decolorize => Step::Decolorize(Regex::new(ANSI).expect("valid ANSI regex")),
+                other => return Err(QueryError::BadRequest(format!("this pipeline stage is not supported yet: {other}"))),
+            });
+        }
+        Ok(Pipeline { steps })
+    }
+
+    pub fn is_noop(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Runs the pipeline on one entry. `None` when a stage filtered it out.
+    pub fn process(&self, mut line: String, mut labels: EntryLabels) -> Option<(String, EntryLabels)> {
+        for step in &self.steps {
+            match step {
+                Step::Line(f) => {
+                    if !f.matches(line.as_bytes()) {
+                        return None;
+                    }
+                }
+                Step::Json(params) if params.is_empty() => {
+                    let mut found: Vec<(String, String)> = Vec::new();
+                    match json::flatten(&line, &mut |k, v| found.push((k.to_string(), v.to_string()))) {
+                        Ok(()) => {
+                            for (k, v) in found {
+                                labels.set_parsed(&k, &v);
+                            }
+                        }
+                        Err(e) => labels.set_error("JSONParserErr", Some(&e)),
+                    }
+                }
+                Step::Json(params) => {
+                    let mut found: Vec<(String, String)> = Vec::new();
+                    // Extraction paths address nested values and arrays directly.
+                    match serde_json_lite_lookup(&line, params, &mut found) {
+                        Ok(()) => {
+                            for (k, v) in found {
+                                labels.set_parsed(&k, &v);
+                            }
+                        }
+                        Err(e) => labels.set_error("JSONParserErr", Some(&e)),
+                    }
+                }
+                Step::Logfmt { strict, keep_empty, params } => {
+                    let mut found: Vec<(String, String)> = Vec::new();
+                    let r = logfmt::parse(&line, *strict, &mut |k, v| found.push((k.to_string(), v.to_string())));
+                    if let Err(e) = r {
+                        labels.set_error("LogfmtParserErr", Some(&e));
+                    }
+                    if params.is_empty() {
+                        for (k, v) in found {
+                            if *keep_empty || !v.is_empty() {
+                                labels.set_parsed(&k, &v);
+                            }
+                        }
+                    } else {
+                        for (name, key) in params {
+                            if let Some((_, v)) = found.iter().rev().find(|(k, _)| k == key) {
+                                if *keep_empty || !v.is_empty() {
+                                    labels.set_parsed(name, v);
+                                }
+                            }
+                        }
+                    }
+                }
+                Step::Regexp(re) => {
+                    if let Some(c) = re.captures(&line) {
+                        for name in re.capture_names().flatten() {
+                            if let Some(m) = c.name(name) {
+                                labels.set_parsed(name, m.as_str());
+                            }
+                        }
+                    }
+                }
+                Step::Pattern(p) => {
+                    for (name, value) in match_pattern(p, &line) {
+                        labels.set_parsed(name, value);
+                    }
+                }
+                Step::Unpack => {
+                    let mut found: Vec<(String, String)> = Vec::new();
+                    match json::flatten(&line, &mut |k, v| found.push((k.to_string(), v.to_string()))) {
+                        Ok(()) => {
+                            let mut entry = None;
+                            for (k, v) in found {
+                                if k == "_entry" {
+                                    entry = Some(v);
+                                } else {
+                                    labels.set_parsed(&k, &v);
+                                }
+                            }
+                            if let Some(e) = entry {
+                                line = e;
+                            }
+                        }
+                        Err(e) => labels.set_error("JSONParserErr", Some(&e)),
+                    }
+                }
+                Step::LabelFilter(f) => match eval_label_filter(f, &labels) {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(details) => labels.set_error("LabelFilterErr", Some(&details)),
+                },
+                Step::Drop(names) => labels.retain(|n, v| !names.iter().any(|m| named_matches(m, n, v))),
+                Step::Keep(names) => labels.retain(|n, v| names.iter().any(|m| named_matches(m, n, v))),
+                Step::Decolorize(re) => {
+                    if let std::borrow::Cow::Owned(s) = re.replace_all(&line, "") {
+                        line = s;
+                    }
+                }
+            }
+        }
+        Some((line, labels))
+    }
+}
+
+fn named_matches(m: &NamedMatcher, name: &str, value: &str) -> bool {
+    match m {
+        NamedMatcher::Name(n) => n == name,
+        NamedMatcher::Matcher(mt) => mt.name == name && mt.matches(value),
+    }
+}
+
+/// Loki moves each line filter ahead of the stages before it, up to the nearest
+/// `line_format`, `unpack` or label filter (stages that change the line or may drop on
+/// labels): so `| decolorize |= "x"` matches the coloured line.
+fn hoist_line_filters(stages: &[Stage]) -> Vec<&Stage> {
+    let mut out: Vec<&Stage> = Vec::with_capacity(stages.len());
+    for s in stages {
+        if let Stage::LineFilter(_) = s {
+            let mut at = out.len();
+            while at > 0 {
+                match out[at - 1] {
+                    Stage::LineFilter(_) | Stage::LineFormat(_) | Stage::Unpack | Stage::LabelFilter(_) => break,
+                    _ => at -= 1,
+                }
+            }
+            out.insert(at, s);
+        } else {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Matches a pattern from the start of the line: each literal must follow where the
+/// previous capture ends; a capture takes the text up to the next literal (or the rest).
+fn match_pattern<'a, 'p>(p: &'p Pattern, line: &'a str) -> Vec<(&'p str, &'a str)> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    let mut nodes = p.nodes.iter().peekable();
+    while let Some(n) = nodes.next() {
+        match n {
+            Node::Literal(l) => match rest.strip_prefix(l.as_str()) {
+                Some(r) => rest = r,
+                None => return Vec::new(),
+            },
+            Node::Capture(name) => {
+                let value = match nodes.peek() {
+                    Some(Node::Literal(l)) => match rest.find(l.as_str()) {
+                        Some(pos) => {
+                            let v = &rest[..pos];
+                            rest = &rest[pos..];
+                            v
+                        }
+                        None => return Vec::new(),
+                    },
+                    _ => std::mem::take(&mut rest),
+                };
+                if let Some(name) = name {
+                    out.push((name.as_str(), value));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Evaluates a label filter. `Err` carries the details of a failed conversion: Loki keeps
+/// such an entry and marks it `__error__="LabelFilterErr"`.
+fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> Result<bool, String> {
+    match f {
+        LabelFilter::And(a, b) => {
+            let x = eval_label_filter(a, labels)?;
+            Ok(x && eval_label_filter(b, labels)?)
+        }
+        LabelFilter::Or(a, b) => {
+            let x = eval_label_filter(a, labels);
+            let y = eval_label_filter(b, labels);
+            match (x, y) {
+                (Ok(true), _) | (_, Ok(true)) => Ok(true),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                _ => Ok(false),
+            }
+        }
+        LabelFilter::Str(m) => Ok(matcher_on(m, labels)),
+        LabelFilter::Ip { name, negated, pattern } => {
+            let v = labels.get(name).unwrap_or("");
+            let hit = crate::ip::matches_value(pattern, v).map_err(|e| e.to_string())?;
+            Ok(hit != *negated)
+        }
+        LabelFilter::Number { name, op, value } => {
+            let Some(v) = labels.get(name) else { return Err(format!("label {name} not found")) };
+            let x: f64 = v.trim().parse().map_err(|_| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax"))?;
+            Ok(compare(*op, x, *value))
+        }
+        LabelFilter::Duration { name, op, value } => {
+            let Some(v) = labels.get(name) else { return Err(format!("label {name} not found")) };
+            let x = crate::duration::parse_duration(v.trim()).ok_or_else(|| format!("time: invalid duration {v:?}"))?;
+            Ok(compare(*op, x as f64, *value as f64))
+        }
+        LabelFilter::Bytes { name, op, value } => {
+            let Some(v) = labels.get(name) else { return Err(format!("label {name} not found")) };
+            let x = crate::format::parse_bytes(v.trim()).ok_or_else(|| format!("invalid bytes value {v:?}"))?;
+            Ok(compare(*op, x as f64, *value as f64))
+        }
+    }
+}
+
+fn matcher_on(m: &Matcher, labels: &EntryLabels) -> bool {
+    m.matches(labels.get(&m.name).unwrap_or(""))
+}
+
+fn compare(op: CmpOp, a: f64, b: f64) -> bool {
+    match op {
+        CmpOp::Eq => a == b,
+        CmpOp::Neq => a != b,
+        CmpOp::Gt => a > b,
+        CmpOp::Gte => a >= b,
+        CmpOp::Lt => a < b,
+        CmpOp::Lte => a <= b,
+    }
+}
+
+/// `json a="b.c", d="e[0]"`: looks up each path; objects and arrays found at a path are
+/// returned as their JSON text.
+fn serde_json_lite_lookup(line: &str, params: &[(String, Vec<PathPart>)], out: &mut Vec<(String, String)>) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    for (name, path) in params {
+        let mut cur = Some(&v);
+        for part in path {
+            cur = match (cur, part) {
+                (Some(serde_json::Value::Object(o)), PathPart::Key(k)) => o.get(k),
+                (Some(serde_json::Value::Array(a)), PathPart::Index(i)) => a.get(*i),
+                _ => None,
+            };
+        }
+        let value = match cur {
+            None | Some(serde_json::Value::Null) => continue,
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        out.push((name.clone(), value));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+use super::*;
+use crate::parser::parse;
+
+fn run(q: &str, line: &str, stream: &[(&str, &str)], meta: &[(&str, &str)]) -> Option<(String, Vec<(String, String)>)> {
+    let crate::ast::Expr::Log(l) = parse(q).unwrap() else { panic!("log query expected") };
+    let p = Pipeline::compile(&l.pipeline).unwrap();
+    p.process(line.to_string(), EntryLabels::new(stream.iter().copied(), meta.iter().copied())).map(|(l, ls)| (l, ls.into_pairs()))
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn json_then_label_filters() {
+    let line = r#"{"level":"error","status_code":503,"duration_ms":12.5,"client":{"name":"ios"},"tags":["a"]}"#;
+    let (_, labels) = run(r#"{a="b"} | json | status_code >= 500 and duration_ms > 10"#, line, &[("a", "b")], &[]).unwrap();
+    assert_eq!(labels, pairs(&[("a", "b"), ("level", "error"), ("status_code", "503"), ("duration_ms", "12.5"), ("client_name", "ios")]));
+    assert!(run(r#"{a="b"} | json | status_code < 500"#, line, &[("a", "b")], &[]).is_none());
+}
+
+#[test]
+fn clashes_are_renamed_extracted() {
+    let (_, labels) = run(r#"{a="b"} | json"#, r#"{"a":"x","trace_id":"t2"}"#, &[("a", "b")], &[("trace_id", "t1")]).unwrap();
+    assert_eq!(labels, pairs(&[("a", "b"), ("a_extracted", "x"), ("trace_id", "t1"), ("trace_id_extracted", "t2")]));
+}
+
+#[test]
+fn parse_errors_keep_the_line() {
+    let (_, labels) = run(r#"{a="b"} | json"#, "level=info not json", &[("a", "b")], &[]).unwrap();
+    assert!(labels.iter().any(|(k, v)| k == ERROR_LABEL && v == "JSONParserErr"), "{labels:?}");
+    assert!(run(r#"{a="b"} | json | __error__="""#, "not json", &[("a", "b")], &[]).is_none());
+    let (_, labels) = run(r#"{a="b"} | logfmt | dur > 5s"#, "msg=x", &[("a", "b")], &[]).unwrap();
+    assert!(labels.iter().any(|(k, v)| k == ERROR_LABEL && v == "LabelFilterErr"), "{labels:?}");
+}
+
+#[test]
+fn logfmt_keep_empty_and_params() {
+    let (_, l) = run(r#"{a="b"} | logfmt"#, "level=info empty= msg=\"a b\"", &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b"), ("level", "info"), ("msg", "a b")]));
+    let (_, l) = run(r#"{a="b"} | logfmt lvl="level""#, "level=warn x=1", &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b"), ("lvl", "warn")]));
+}
+
+#[test]
+fn line_filters_hoist_past_decolorize() {
+    let line = "\x1b[36mINFO\x1b[0m queue=payments";
+    // Hoisted ahead of decolorize: matched against the coloured line.
+    assert!(run(r#"{a="b"} | decolorize |= "INFO queue""#, line, &[("a", "b")], &[]).is_none());
+    let (out, _) = run(r#"{a="b"} |= "queue" | decolorize"#, line, &[("a", "b")], &[]).unwrap();
+    assert_eq!(out, "INFO queue=payments");
+}
+
+#[test]
+fn regexp_pattern_unpack_drop_keep() {
+    let (_, l) = run(r#"{a="b"} | regexp "(?P<method>\\w+) (?P<path>\\S+)""#, "GET /x 200", &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b"), ("method", "GET"), ("path", "/x")]));
+    let (_, l) = run(r#"{a="b"} | pattern "<ip> - - <_> \"<method> <path> <_>\"""#, r#"1.2.3.4 - - [x] "GET /y HTTP/1.1""#, &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b"), ("ip", "1.2.3.4"), ("method", "GET"), ("path", "/y")]));
+    let (line, l) = run(r#"{a="b"} | unpack"#, r#"{"_entry":"original","pod":"p1"}"#, &[("a", "b")], &[]).unwrap();
+    assert_eq!((line.as_str(), l), ("original", pairs(&[("a", "b"), ("pod", "p1")])));
+    let (_, l) = run(r#"{a="b", c="d"} | drop c"#, "x", &[("a", "b"), ("c", "d")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b")]));
+    let (_, l) = run(r#"{a="b", c="d"} | keep c"#, "x", &[("a", "b"), ("c", "d")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("c", "d")]));
+}
+
+#[test]
+fn ip_filters() {
+    assert!(run(r#"{a="b"} |= ip("10.0.0.0/8")"#, "from 10.1.2.3", &[("a", "b")], &[]).is_some());
+    assert!(run(r#"{a="b"} != ip("10.0.0.0/8")"#, "from 10.1.2.3", &[("a", "b")], &[]).is_none());
+    assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, "addr=10.9.9.9", &[("a", "b")], &[]).is_some());
+    assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, "addr=11.9.9.9", &[("a", "b")], &[]).is_none());
+}
