@@ -51,6 +51,15 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     Some(if neg { -ns } else { ns })
 }
 
+/// Go's `time.ParseDuration`: like [`parse_duration`] but without `d`, `w` and `y`, which
+/// Go does not know (Loki converts label values with it).
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    if s.contains(['d', 'w', 'y']) {
+        return None;
+    }
+    parse_duration(s)
+}
+
 /// Prints nanoseconds the way Prometheus' `model.Duration` does (`1h30m`, `250ms`, `0s`).
 pub fn format_duration(ns: i64) -> String {
     if ns == 0 {

@@ -11,13 +11,14 @@ use arrow::datatypes::{Int64Type, UInt64Type};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{col, lit, SessionConfig, SessionContext};
 use silt_storage::codec::decode_metadata;
-use silt_storage::{Labels, Store, TenantId, COL_LINE, COL_STREAM, COL_TS, IDX_LINE, IDX_METADATA, IDX_STREAM, IDX_TS};
+use silt_storage::{Labels, Store, TenantId, COL_LINE, COL_METADATA, COL_STREAM, COL_TS, IDX_LINE, IDX_METADATA};
 
 use crate::ast::{LogExpr, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
 use crate::provider::LogTable;
-use crate::udf::LineFilterUdf;
+use crate::pipeline::Pipeline;
+use crate::udf::{LineFilterUdf, PipelineUdf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -72,20 +73,30 @@ impl Engine {
         let ctx = self.session();
         let mut df = ctx.read_table(table)?;
 
+        // Line filters that come before any other stage run first, on the raw line, as one
+        // cheap predicate; the rest of the pipeline runs per surviving row.
+        let split = q.expr.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(q.expr.pipeline.len());
+        let (pre, rest) = q.expr.pipeline.split_at(split);
         let mut predicate = col(COL_TS).gt_eq(lit(q.start)).and(col(COL_TS).lt(lit(q.end)));
-        let mut filters = Vec::new();
-        for stage in &q.expr.pipeline {
-            match stage {
-                Stage::LineFilter(f) => filters.push(f),
-                other => return Err(QueryError::BadRequest(format!("this pipeline stage is not supported yet: {other}"))),
-            }
-        }
+        let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
         if !filters.is_empty() {
             let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
             let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));
             predicate = predicate.and(udf.call(vec![col(COL_LINE)]));
         }
         df = df.filter(predicate)?;
+        let pipeline = Pipeline::compile(rest)?;
+        let with_pipeline = !pipeline.is_noop();
+        if with_pipeline {
+            let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
+            let udf = ScalarUDF::new_from_impl(PipelineUdf::new(pipeline, streams.clone(), key));
+            df = df.select(vec![
+                col(COL_STREAM),
+                col(COL_TS),
+                udf.call(vec![col(COL_STREAM), col(COL_LINE), col(COL_METADATA)]).alias("p"),
+            ])?;
+            df = df.filter(col("p").is_not_null())?;
+        }
         let asc = q.direction == Direction::Forward;
         df = df.sort(vec![col(COL_TS).sort(asc, false), col(COL_STREAM).sort(true, false)])?;
         df = df.limit(0, Some(q.limit))?;
@@ -95,8 +106,19 @@ impl Engine {
         let mut out: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
         let mut key_cache: Option<(u64, Labels)> = None;
         for b in &batches {
-            let fp = b.column(IDX_STREAM).as_primitive::<UInt64Type>();
-            let ts = b.column(IDX_TS).as_primitive::<Int64Type>();
+            let fp = b.column(0).as_primitive::<UInt64Type>();
+            let ts = b.column(1).as_primitive::<Int64Type>();
+            if with_pipeline {
+                let p = b.column(2).as_struct();
+                let line = p.column(0).as_string::<i32>();
+                let labels = p.column(1).as_binary::<i32>();
+                for i in 0..b.num_rows() {
+                    let pairs = decode_metadata(labels.value(i)).map(|(a, b)| (a.to_string(), b.to_string()));
+                    let l = Labels::from_pairs(pairs).map_err(|e| QueryError::Internal(e.to_string()))?;
+                    out.entry(l).or_default().push((ts.value(i), line.value(i).to_string()));
+                }
+                continue;
+            }
             let line = b.column(IDX_LINE).as_string::<i32>();
             let meta = b.column(IDX_METADATA).as_binary::<i32>();
             for i in 0..b.num_rows() {

@@ -15,6 +15,7 @@ enum Needle {
     Substring(Box<Finder<'static>>),
     Regex(Regex),
     Ip(crate::ip::IpPattern),
+    Pattern(crate::pattern::Pattern),
 }
 
 impl Needle {
@@ -25,6 +26,7 @@ impl Needle {
             Needle::Substring(f) => f.find(line).is_some(),
             Needle::Regex(r) => r.is_match(line),
             Needle::Ip(p) => std::str::from_utf8(line).is_ok_and(|l| p.matches_line(l)),
+            Needle::Pattern(p) => std::str::from_utf8(line).is_ok_and(|l| p.test(l)),
         }
     }
 }
@@ -47,13 +49,8 @@ impl LineFilterChain {
     pub fn compile<'a>(filters: impl IntoIterator<Item = &'a LineFilter>) -> Result<Self, QueryError> {
         let mut out = Vec::new();
         for f in filters {
-            let regex = match f.op {
-                LineFilterOp::Regex | LineFilterOp::NotRegex => true,
-                LineFilterOp::Contains | LineFilterOp::NotContains => false,
-                LineFilterOp::Pattern | LineFilterOp::NotPattern => {
-                    return Err(QueryError::BadRequest(format!("pattern line filters are not supported yet: {f}")))
-                }
-            };
+            let regex = matches!(f.op, LineFilterOp::Regex | LineFilterOp::NotRegex);
+            let pattern = matches!(f.op, LineFilterOp::Pattern | LineFilterOp::NotPattern);
             let mut alternatives = Vec::with_capacity(f.values.len());
             for v in &f.values {
                 let v = match v {
@@ -63,6 +60,14 @@ impl LineFilterChain {
                         continue;
                     }
                 };
+                if pattern {
+                    let p = crate::pattern::Pattern::parse(v).map_err(|e| QueryError::BadRequest(format!("invalid pattern {v:?}: {e}")))?;
+                    if p.names().next().is_some() {
+                        return Err(QueryError::BadRequest(format!("invalid pattern {v:?}: named captures are not allowed")));
+                    }
+                    alternatives.push(Needle::Pattern(p));
+                    continue;
+                }
                 alternatives.push(if v.is_empty() {
                     Needle::Everything
                 } else if regex {

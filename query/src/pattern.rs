@@ -82,6 +82,36 @@ impl Pattern {
         Ok(p)
     }
 
+    /// The `|>` line filter test: the literals appear in order (a literal after a capture
+    /// not right where the capture starts, so captures are non-empty); a pattern ending in a
+    /// capture needs text left for it, one ending in a literal must end the line. The first
+    /// literal may be anywhere, as in Loki.
+    pub fn test(&self, line: &str) -> bool {
+        if line.is_empty() {
+            return false;
+        }
+        let mut pos = 0;
+        let mut after_capture = false;
+        for (i, n) in self.nodes.iter().enumerate() {
+            match n {
+                Node::Capture(_) => after_capture = true,
+                Node::Literal(l) => {
+                    let Some(found) = line[pos..].find(l.as_str()) else { return false };
+                    if i > 0 && after_capture && found == 0 {
+                        return false;
+                    }
+                    pos += found + l.len();
+                    after_capture = false;
+                }
+            }
+        }
+        if after_capture {
+            pos < line.len()
+        } else {
+            pos == line.len()
+        }
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.nodes.iter().filter_map(|n| match n {
             Node::Capture(Some(name)) => Some(name.as_str()),
@@ -103,5 +133,15 @@ mod tests {
         assert!(Pattern::parse_named("no captures").is_err());
         assert!(Pattern::parse("<a><b>").is_err());
         assert!(Pattern::parse_named("<a> <a>").is_err());
+    }
+
+    #[test]
+    fn line_filter_test_is_lokis() {
+        let t = |p: &str, l: &str| Pattern::parse(p).unwrap().test(l);
+        assert!(!t("<_> bar", "foo bar baz"));
+        assert!(t("<_> baz", "foo bar baz"));
+        assert!(t("foo <_>", "foo bar baz"));
+        assert!(!t("<_> bar <_>", " bar "));
+        assert!(t(r#"<_> "POST <_>" 302 <_>"#, r#"1.2.3.4 - - [x] "POST /login HTTP/1.1" 302 12"#));
     }
 }

@@ -66,3 +66,106 @@ impl ScalarUDFImpl for LineFilterUdf {
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
+
+/// `pipeline(stream, line, metadata) -> {line, labels}`: the query's log pipeline on each
+/// row; null where the pipeline drops the row. `labels` is the entry's final label set,
+/// encoded like structured metadata. Volatile, so the optimizer never evaluates it twice
+/// or moves it: the plan filters on its result, then keeps the top `limit` rows by time.
+pub struct PipelineUdf {
+    pipeline: Arc<crate::pipeline::Pipeline>,
+    streams: crate::provider::StreamLabels,
+    key: String,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for PipelineUdf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PipelineUdf({})", self.key)
+    }
+}
+
+impl PipelineUdf {
+    pub fn new(pipeline: crate::pipeline::Pipeline, streams: crate::provider::StreamLabels, key: String) -> Self {
+        PipelineUdf {
+            pipeline: Arc::new(pipeline),
+            streams,
+            key,
+            signature: Signature::exact(vec![DataType::UInt64, DataType::Utf8, DataType::Binary], Volatility::Volatile),
+        }
+    }
+
+    pub fn output_fields() -> arrow::datatypes::Fields {
+        arrow::datatypes::Fields::from(vec![
+            arrow::datatypes::Field::new("line", DataType::Utf8, false),
+            arrow::datatypes::Field::new("labels", DataType::Binary, false),
+        ])
+    }
+}
+
+impl PartialEq for PipelineUdf {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key && Arc::ptr_eq(&self.pipeline, &o.pipeline)
+    }
+}
+impl Eq for PipelineUdf {}
+impl Hash for PipelineUdf {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.key.hash(h)
+    }
+}
+
+impl ScalarUDFImpl for PipelineUdf {
+    fn name(&self) -> &str {
+        "pipeline"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Struct(Self::output_fields()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use arrow::array::{BinaryBuilder, StringBuilder, StructArray};
+        use arrow::buffer::NullBuffer;
+        let n = args.number_rows;
+        let arrays: Vec<_> = args.args.iter().map(|a| a.to_array(n)).collect::<DfResult<_>>()?;
+        let [stream, line, meta] = arrays.as_slice() else { return exec_err!("pipeline takes three arguments") };
+        let stream = stream.as_primitive::<arrow::datatypes::UInt64Type>();
+        let line = line.as_string::<i32>();
+        let meta = meta.as_binary::<i32>();
+        let streams = self.streams.lock().unwrap();
+        let mut out_line = StringBuilder::with_capacity(n, n * 64);
+        let mut out_labels = BinaryBuilder::with_capacity(n, n * 64);
+        let mut valid = Vec::with_capacity(n);
+        let mut buf = Vec::new();
+        for i in 0..n {
+            let Some(base) = streams.get(&stream.value(i)) else { return exec_err!("row of unknown stream") };
+            let md = if meta.is_valid(i) { Some(meta.value(i)) } else { None };
+            let labels = crate::pipeline::EntryLabels::new(base.iter(), md.into_iter().flat_map(silt_storage::codec::decode_metadata));
+            match self.pipeline.process(line.value(i).to_string(), labels) {
+                Some((l, ls)) => {
+                    out_line.append_value(&l);
+                    buf.clear();
+                    let pairs = ls.into_pairs();
+                    silt_storage::codec::encode_metadata(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())), &mut buf);
+                    out_labels.append_value(&buf);
+                    valid.push(true);
+                }
+                None => {
+                    out_line.append_value("");
+                    out_labels.append_value(b"");
+                    valid.push(false);
+                }
+            }
+        }
+        let s = StructArray::new(
+            Self::output_fields(),
+            vec![Arc::new(out_line.finish()), Arc::new(out_labels.finish())],
+            Some(NullBuffer::from(valid)),
+        );
+        Ok(ColumnarValue::Array(Arc::new(s)))
+    }
+}

@@ -13,7 +13,7 @@ mod logfmt;
 use regex::Regex;
 use silt_storage::{is_valid_label_name, Matcher};
 
-use crate::ast::{CmpOp, LabelFilter, LineFilter, NamedMatcher, Stage};
+use crate::ast::{CmpOp, LabelFilter, NamedMatcher, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
 use crate::pattern::{Node, Pattern};
@@ -38,9 +38,11 @@ impl EntryLabels {
     pub fn new<'a>(stream: impl IntoIterator<Item = (&'a str, &'a str)>, metadata: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut labels: Vec<(String, String, Origin)> = stream.into_iter().map(|(n, v)| (n.to_string(), v.to_string(), Origin::Stream)).collect();
         for (n, v) in metadata {
-            match labels.iter_mut().find(|l| l.0 == n) {
+            // Structured metadata named like a stream label is renamed, as Loki does.
+            let name = if labels.iter().any(|l| l.0 == n && l.2 == Origin::Stream) { format!("{n}_extracted") } else { n.to_string() };
+            match labels.iter_mut().find(|l| l.0 == name) {
                 Some(l) => l.1 = v.to_string(),
-                None => labels.push((n.to_string(), v.to_string(), Origin::Metadata)),
+                None => labels.push((name, v.to_string(), Origin::Metadata)),
             }
         }
         EntryLabels { labels }
@@ -91,9 +93,9 @@ impl EntryLabels {
         self.labels.retain(|l| f(&l.0, &l.1));
     }
 
-    /// The final label set, sorted, empty values left out (as Loki does).
+    /// The final label set, sorted; empty values stay (Loki reports `{a=""}`).
     pub fn into_pairs(self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self.labels.into_iter().filter(|l| !l.1.is_empty()).map(|l| (l.0, l.1)).collect();
+        let mut v: Vec<(String, String)> = self.labels.into_iter().map(|l| (l.0, l.1)).collect();
         v.sort();
         v
     }
@@ -219,12 +221,17 @@ impl Pipeline {
                     }
                 }
                 Step::Json(params) => {
-                    let mut found: Vec<(String, String)> = Vec::new();
+                    let mut found: Vec<(String, Option<String>)> = Vec::new();
                     // Extraction paths address nested values and arrays directly.
-                    match serde_json_lite_lookup(&line, params, &mut found) {
+                    match json_lookup(&line, params, &mut found) {
                         Ok(()) => {
                             for (k, v) in found {
-                                labels.set_parsed(&k, &v);
+                                match v {
+                                    Some(v) => labels.set_parsed(&k, &v),
+                                    // A path with no value gives "", unless the label exists.
+                                    None if labels.get(&k).is_none() => labels.set_parsed(&k, ""),
+                                    None => {}
+                                }
                             }
                         }
                         Err(e) => labels.set_error("JSONParserErr", Some(&e)),
@@ -255,9 +262,7 @@ impl Pipeline {
                 Step::Regexp(re) => {
                     if let Some(c) = re.captures(&line) {
                         for name in re.capture_names().flatten() {
-                            if let Some(m) = c.name(name) {
-                                labels.set_parsed(name, m.as_str());
-                            }
+                            labels.set_parsed(name, c.name(name).map_or("", |m| m.as_str()));
                         }
                     }
                 }
@@ -266,32 +271,34 @@ impl Pipeline {
                         labels.set_parsed(name, value);
                     }
                 }
-                Step::Unpack => {
-                    let mut found: Vec<(String, String)> = Vec::new();
-                    match json::flatten(&line, &mut |k, v| found.push((k.to_string(), v.to_string()))) {
-                        Ok(()) => {
-                            let mut entry = None;
-                            for (k, v) in found {
-                                if k == "_entry" {
-                                    entry = Some(v);
-                                } else {
-                                    labels.set_parsed(&k, &v);
+                Step::Unpack => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line) {
+                    // Only top-level strings count, and only a packed line (one with
+                    // `_entry`) is unpacked: otherwise Loki leaves the entry as it is.
+                    Ok(obj) => {
+                        if let Some(serde_json::Value::String(entry)) = obj.get("_entry") {
+                            for (k, v) in &obj {
+                                if let (false, serde_json::Value::String(v)) = (k == "_entry", v) {
+                                    labels.set_parsed(k, v);
                                 }
                             }
-                            if let Some(e) = entry {
-                                line = e;
-                            }
+                            line = entry.clone();
                         }
-                        Err(e) => labels.set_error("JSONParserErr", Some(&e)),
+                    }
+                    Err(e) => labels.set_error("JSONParserErr", Some(&e.to_string())),
+                },
+                Step::LabelFilter(f) => {
+                    let (keep, err) = eval_label_filter(f, &labels);
+                    if !keep {
+                        return None;
+                    }
+                    if let Some(details) = err {
+                        labels.set_error("LabelFilterErr", Some(&details));
                     }
                 }
-                Step::LabelFilter(f) => match eval_label_filter(f, &labels) {
-                    Ok(true) => {}
-                    Ok(false) => return None,
-                    Err(details) => labels.set_error("LabelFilterErr", Some(&details)),
-                },
                 Step::Drop(names) => labels.retain(|n, v| !names.iter().any(|m| named_matches(m, n, v))),
-                Step::Keep(names) => labels.retain(|n, v| names.iter().any(|m| named_matches(m, n, v))),
+                Step::Keep(names) => {
+                    labels.retain(|n, v| n == ERROR_LABEL || n == ERROR_DETAILS_LABEL || names.iter().any(|m| named_matches(m, n, v)))
+                }
                 Step::Decolorize(re) => {
                     if let std::borrow::Cow::Owned(s) = re.replace_all(&line, "") {
                         line = s;
@@ -332,77 +339,94 @@ fn hoist_line_filters(stages: &[Stage]) -> Vec<&Stage> {
     out
 }
 
-/// Matches a pattern from the start of the line: each literal must follow where the
-/// previous capture ends; a capture takes the text up to the next literal (or the rest).
+/// Loki's pattern parser: a leading literal must start the line; then each capture takes
+/// the text up to the first occurrence of the literal after it. A literal that is not found
+/// ends matching with the capture taking the rest; later captures stay unset.
 fn match_pattern<'a, 'p>(p: &'p Pattern, line: &'a str) -> Vec<(&'p str, &'a str)> {
     let mut out = Vec::new();
+    if line.is_empty() {
+        return out;
+    }
     let mut rest = line;
     let mut nodes = p.nodes.iter().peekable();
+    if let Some(Node::Literal(l)) = nodes.peek() {
+        match rest.strip_prefix(l.as_str()) {
+            Some(r) => rest = r,
+            None => return out,
+        }
+        nodes.next();
+    }
     while let Some(n) = nodes.next() {
-        match n {
-            Node::Literal(l) => match rest.strip_prefix(l.as_str()) {
-                Some(r) => rest = r,
-                None => return Vec::new(),
-            },
-            Node::Capture(name) => {
-                let value = match nodes.peek() {
-                    Some(Node::Literal(l)) => match rest.find(l.as_str()) {
-                        Some(pos) => {
-                            let v = &rest[..pos];
-                            rest = &rest[pos..];
-                            v
-                        }
-                        None => return Vec::new(),
-                    },
-                    _ => std::mem::take(&mut rest),
-                };
-                if let Some(name) = name {
-                    out.push((name.as_str(), value));
+        let Node::Capture(name) = n else { continue };
+        let (value, done) = match nodes.next() {
+            Some(Node::Literal(l)) => match rest.find(l.as_str()) {
+                Some(pos) => {
+                    let v = &rest[..pos];
+                    rest = &rest[pos + l.len()..];
+                    (v, false)
                 }
-            }
+                None => (std::mem::take(&mut rest), true),
+            },
+            _ => (std::mem::take(&mut rest), true),
+        };
+        if let Some(name) = name {
+            out.push((name.as_str(), value));
+        }
+        if done {
+            break;
         }
     }
     out
 }
 
-/// Evaluates a label filter. `Err` carries the details of a failed conversion: Loki keeps
-/// such an entry and marks it `__error__="LabelFilterErr"`.
-fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> Result<bool, String> {
+/// Evaluates a label filter as Loki does: a label the filter needs that is missing drops
+/// the entry; a value that does not convert counts as a match and reports its error
+/// (Loki keeps such an entry, marked `__error__="LabelFilterErr"`). `and` runs both sides,
+/// `or` stops at a match.
+fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<String>) {
+    let typed = |name: &str, conv: &dyn Fn(&str) -> Result<f64, String>, op: CmpOp, want: f64| match labels.get(name) {
+        None => (false, None),
+        Some(v) => match conv(v) {
+            Ok(x) => (compare(op, x, want), None),
+            Err(e) => (true, Some(e)),
+        },
+    };
     match f {
         LabelFilter::And(a, b) => {
-            let x = eval_label_filter(a, labels)?;
-            Ok(x && eval_label_filter(b, labels)?)
+            let (x, ex) = eval_label_filter(a, labels);
+            let (y, ey) = eval_label_filter(b, labels);
+            (x && y, ex.or(ey))
         }
         LabelFilter::Or(a, b) => {
-            let x = eval_label_filter(a, labels);
-            let y = eval_label_filter(b, labels);
-            match (x, y) {
-                (Ok(true), _) | (_, Ok(true)) => Ok(true),
-                (Err(e), _) | (_, Err(e)) => Err(e),
-                _ => Ok(false),
+            let (x, ex) = eval_label_filter(a, labels);
+            if x {
+                return (true, ex);
             }
+            eval_label_filter(b, labels)
         }
-        LabelFilter::Str(m) => Ok(matcher_on(m, labels)),
-        LabelFilter::Ip { name, negated, pattern } => {
-            let v = labels.get(name).unwrap_or("");
-            let hit = crate::ip::matches_value(pattern, v).map_err(|e| e.to_string())?;
-            Ok(hit != *negated)
-        }
-        LabelFilter::Number { name, op, value } => {
-            let Some(v) = labels.get(name) else { return Err(format!("label {name} not found")) };
-            let x: f64 = v.trim().parse().map_err(|_| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax"))?;
-            Ok(compare(*op, x, *value))
-        }
-        LabelFilter::Duration { name, op, value } => {
-            let Some(v) = labels.get(name) else { return Err(format!("label {name} not found")) };
-            let x = crate::duration::parse_duration(v.trim()).ok_or_else(|| format!("time: invalid duration {v:?}"))?;
-            Ok(compare(*op, x as f64, *value as f64))
-        }
-        LabelFilter::Bytes { name, op, value } => {
-            let Some(v) = labels.get(name) else { return Err(format!("label {name} not found")) };
-            let x = crate::format::parse_bytes(v.trim()).ok_or_else(|| format!("invalid bytes value {v:?}"))?;
-            Ok(compare(*op, x as f64, *value as f64))
-        }
+        LabelFilter::Str(m) => (matcher_on(m, labels), None),
+        LabelFilter::Ip { name, negated, pattern } => match labels.get(name) {
+            None => (false, None),
+            Some(v) => (crate::ip::matches_value(pattern, v).unwrap_or(false) != *negated, None),
+        },
+        LabelFilter::Number { name, op, value } => typed(
+            name,
+            &|v| v.trim().parse::<f64>().map_err(|_| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax")),
+            *op,
+            *value,
+        ),
+        LabelFilter::Duration { name, op, value } => typed(
+            name,
+            &|v| crate::duration::parse_go_duration(v.trim()).map(|d| d as f64).ok_or_else(|| format!("time: invalid duration {v:?}")),
+            *op,
+            *value as f64,
+        ),
+        LabelFilter::Bytes { name, op, value } => typed(
+            name,
+            &|v| crate::format::parse_bytes(v.trim()).map(|b| b as f64).ok_or_else(|| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax")),
+            *op,
+            *value as f64,
+        ),
     }
 }
 
@@ -421,9 +445,12 @@ fn compare(op: CmpOp, a: f64, b: f64) -> bool {
     }
 }
 
-/// `json a="b.c", d="e[0]"`: looks up each path; objects and arrays found at a path are
-/// returned as their JSON text.
-fn serde_json_lite_lookup(line: &str, params: &[(String, Vec<PathPart>)], out: &mut Vec<(String, String)>) -> Result<(), String> {
+/// `json a="b.c", d="e[0]"`: looks up each path. Objects and arrays found at a path are
+/// returned as their JSON text, `null` as "", a missing path as `None`.
+fn json_lookup(line: &str, params: &[(String, Vec<PathPart>)], out: &mut Vec<(String, Option<String>)>) -> Result<(), String> {
+    if line.is_empty() {
+        return Ok(());
+    }
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
     for (name, path) in params {
         let mut cur = Some(&v);
@@ -435,9 +462,10 @@ fn serde_json_lite_lookup(line: &str, params: &[(String, Vec<PathPart>)], out: &
             };
         }
         let value = match cur {
-            None | Some(serde_json::Value::Null) => continue,
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
+            None => None,
+            Some(serde_json::Value::Null) => Some(String::new()),
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
         };
         out.push((name.clone(), value));
     }

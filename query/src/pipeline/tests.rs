@@ -25,6 +25,9 @@ fn json_then_label_filters() {
 fn clashes_are_renamed_extracted() {
     let (_, labels) = run(r#"{a="b"} | json"#, r#"{"a":"x","trace_id":"t2"}"#, &[("a", "b")], &[("trace_id", "t1")]).unwrap();
     assert_eq!(labels, pairs(&[("a", "b"), ("a_extracted", "x"), ("trace_id", "t1"), ("trace_id_extracted", "t2")]));
+    // Structured metadata named like a stream label is renamed too.
+    let (_, labels) = run(r#"{a="b"}"#, "x", &[("a", "b")], &[("a", "m")]).unwrap();
+    assert_eq!(labels, pairs(&[("a", "b"), ("a_extracted", "m")]));
 }
 
 #[test]
@@ -32,7 +35,9 @@ fn parse_errors_keep_the_line() {
     let (_, labels) = run(r#"{a="b"} | json"#, "level=info not json", &[("a", "b")], &[]).unwrap();
     assert!(labels.iter().any(|(k, v)| k == ERROR_LABEL && v == "JSONParserErr"), "{labels:?}");
     assert!(run(r#"{a="b"} | json | __error__="""#, "not json", &[("a", "b")], &[]).is_none());
-    let (_, labels) = run(r#"{a="b"} | logfmt | dur > 5s"#, "msg=x", &[("a", "b")], &[]).unwrap();
+    // A missing label drops the entry; one that does not convert keeps it, marked.
+    assert!(run(r#"{a="b"} | logfmt | dur > 5s"#, "msg=x", &[("a", "b")], &[]).is_none());
+    let (_, labels) = run(r#"{a="b"} | logfmt | dur > 5s"#, "dur=soon", &[("a", "b")], &[]).unwrap();
     assert!(labels.iter().any(|(k, v)| k == ERROR_LABEL && v == "LabelFilterErr"), "{labels:?}");
 }
 
@@ -59,12 +64,16 @@ fn regexp_pattern_unpack_drop_keep() {
     assert_eq!(l, pairs(&[("a", "b"), ("method", "GET"), ("path", "/x")]));
     let (_, l) = run(r#"{a="b"} | pattern "<ip> - - <_> \"<method> <path> <_>\"""#, r#"1.2.3.4 - - [x] "GET /y HTTP/1.1""#, &[("a", "b")], &[]).unwrap();
     assert_eq!(l, pairs(&[("a", "b"), ("ip", "1.2.3.4"), ("method", "GET"), ("path", "/y")]));
-    let (line, l) = run(r#"{a="b"} | unpack"#, r#"{"_entry":"original","pod":"p1"}"#, &[("a", "b")], &[]).unwrap();
+    let (line, l) = run(r#"{a="b"} | unpack"#, r#"{"_entry":"original","pod":"p1","n":1}"#, &[("a", "b")], &[]).unwrap();
     assert_eq!((line.as_str(), l), ("original", pairs(&[("a", "b"), ("pod", "p1")])));
+    let (line, l) = run(r#"{a="b"} | unpack"#, r#"{"pod":"p1"}"#, &[("a", "b")], &[]).unwrap();
+    assert_eq!((line.as_str(), l), (r#"{"pod":"p1"}"#, pairs(&[("a", "b")])), "not packed: unchanged");
     let (_, l) = run(r#"{a="b", c="d"} | drop c"#, "x", &[("a", "b"), ("c", "d")], &[]).unwrap();
     assert_eq!(l, pairs(&[("a", "b")]));
     let (_, l) = run(r#"{a="b", c="d"} | keep c"#, "x", &[("a", "b"), ("c", "d")], &[]).unwrap();
     assert_eq!(l, pairs(&[("c", "d")]));
+    let (_, l) = run(r#"{a="b"} | json x="missing", y="n" | keep x, y"#, r#"{"n":null}"#, &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("x", ""), ("y", "")]));
 }
 
 #[test]
