@@ -2,88 +2,101 @@
 //! Empty values are dropped unless `--keep-empty`; with `--strict` the first malformed pair
 //! is an error, otherwise malformed input is skipped.
 
-/// Calls `emit(key, value)` for each pair. Returns an error only in strict mode.
+/// Calls `emit(key, value)` for each pair (a bare key has an empty value). A malformed
+/// pair is skipped up to the next whitespace; in strict mode it ends parsing with an error
+/// worded like go-logfmt's (`logfmt syntax error at pos N : unexpected '='`).
 pub fn parse(line: &str, strict: bool, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
     let b = line.as_bytes();
-    let mut i = 0;
     let n = b.len();
+    let mut i = 0;
+    let fail = |pos: usize, msg: &str| format!("logfmt syntax error at pos {} : {msg}", pos + 1);
     while i < n {
-        // Skip garbage up to a key.
-        while i < n && (b[i] <= b' ' || b[i] == b'=' || b[i] == b'"') {
-            if strict && (b[i] == b'=' || b[i] == b'"') {
-                return Err(format!("logfmt syntax error at pos {}: unexpected '{}'", i + 1, b[i] as char));
-            }
+        while i < n && b[i] <= b' ' {
             i += 1;
         }
         if i >= n {
             break;
         }
+        // Key: up to '=', whitespace or the end.
         let ks = i;
-        while i < n && b[i] > b' ' && b[i] != b'=' && b[i] != b'"' {
+        let mut err: Option<(usize, &str)> = None;
+        while i < n && b[i] > b' ' && b[i] != b'=' {
+            if b[i] == b'"' && err.is_none() {
+                err = Some((i, "unexpected '\"'"));
+            }
             i += 1;
+        }
+        if err.is_none() && i < n && b[i] == b'=' && i == ks {
+            err = Some((i, "unexpected '='"));
+        }
+        if let Some((pos, msg)) = err {
+            if strict {
+                return Err(fail(pos, msg));
+            }
+            while i < n && b[i] > b' ' {
+                i += 1;
+            }
+            continue;
         }
         let key = &line[ks..i];
         if i >= n || b[i] != b'=' {
-            if i < n && b[i] == b'"' {
-                if strict {
-                    return Err(format!("logfmt syntax error at pos {}: unexpected '\"'", i + 1));
-                }
-                continue;
-            }
             emit(key, "");
             continue;
         }
         i += 1; // '='
-        if i < n && b[i] == b'"' {
+        if i >= n || b[i] <= b' ' {
+            emit(key, "");
+            continue;
+        }
+        if b[i] == b'"' {
             i += 1;
-            let mut v = String::new();
+            let start = i;
+            let mut escaped = false;
             let mut closed = false;
-            let mut seg = i;
             while i < n {
                 match b[i] {
+                    b'\\' => {
+                        escaped = true;
+                        i += 2;
+                    }
                     b'"' => {
-                        v.push_str(&line[seg..i]);
-                        i += 1;
                         closed = true;
                         break;
-                    }
-                    b'\\' if i + 1 < n => {
-                        v.push_str(&line[seg..i]);
-                        match b[i + 1] {
-                            b'n' => v.push('\n'),
-                            b't' => v.push('\t'),
-                            b'r' => v.push('\r'),
-                            b'"' => v.push('"'),
-                            b'\\' => v.push('\\'),
-                            other => {
-                                v.push('\\');
-                                v.push(other as char);
-                            }
-                        }
-                        i += 2;
-                        seg = i;
                     }
                     _ => i += 1,
                 }
             }
             if !closed {
                 if strict {
-                    return Err(format!("logfmt syntax error at pos {}: unterminated quoted value", n + 1));
+                    return Err(fail(n, "unterminated quoted value"));
                 }
                 break;
             }
-            emit(key, &v);
-        } else {
-            let vs = i;
-            while i < n && b[i] > b' ' {
-                if b[i] == b'"' || b[i] == b'=' {
-                    if strict {
-                        return Err(format!("logfmt syntax error at pos {}: unexpected '{}'", i + 1, b[i] as char));
-                    }
+            let raw = &line[start..i.min(n)];
+            i += 1; // closing quote
+            if escaped {
+                match serde_json::from_str::<String>(&format!("\"{raw}\"")) {
+                    Ok(v) => emit(key, &v),
+                    Err(_) if strict => return Err(fail(start, "invalid quoted value")),
+                    Err(_) => {}
                 }
-                i += 1;
+            } else {
+                emit(key, raw);
             }
-            emit(key, &line[vs..i]);
+            continue;
+        }
+        let vs = i;
+        let mut bad = None;
+        while i < n && b[i] > b' ' {
+            if (b[i] == b'"' || b[i] == b'=') && bad.is_none() {
+                bad = Some((i, if b[i] == b'"' { "unexpected '\"'" } else { "unexpected '='" }));
+            }
+            i += 1;
+        }
+        match bad {
+            Some((pos, msg)) if strict => return Err(fail(pos, msg)),
+            Some(_) => {}
+            None => emit(key, &line[vs..i]),
         }
     }
     Ok(())
@@ -109,7 +122,9 @@ mod tests {
     #[test]
     fn strict_mode_reports_errors() {
         assert!(all(r#"a=1 b="unterminated"#, true).is_err());
-        assert!(all(r#"a=1 =x"#, true).is_err());
+        assert_eq!(all(r#"a=1 =x"#, true).unwrap_err(), "logfmt syntax error at pos 5 : unexpected '='");
+        // A malformed token is skipped whole: `"/x.py",` yields nothing.
+        assert_eq!(all(r#"File "/x.py", line 5"#, false).unwrap(), vec![("File".into(), "".into()), ("line".into(), "".into()), ("5".into(), "".into())]);
         let lenient = all(r#"a=1 =x b=2"#, false).unwrap();
         assert!(lenient.contains(&("a".into(), "1".into())) && lenient.contains(&("b".into(), "2".into())));
     }

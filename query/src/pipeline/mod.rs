@@ -250,12 +250,10 @@ impl Pipeline {
                             }
                         }
                     } else {
+                        // With extraction params every named label exists, "" when absent.
                         for (name, key) in params {
-                            if let Some((_, v)) = found.iter().rev().find(|(k, _)| k == key) {
-                                if *keep_empty || !v.is_empty() {
-                                    labels.set_parsed(name, v);
-                                }
-                            }
+                            let v = found.iter().rev().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
+                            labels.set_parsed(name, v);
                         }
                     }
                 }
