@@ -1,7 +1,7 @@
 //! The conformance kit (`../shared/conformance`): data and answers recorded from a real
-//! Grafana Loki, replayed against `silt serve`. This test runs the queries whose features
-//! silt implements so far and requires every one of them to pass; the list of features
-//! grows with the implementation.
+//! Grafana Loki, replayed against `silt serve`. One run of the whole kit checks two things:
+//! the pass rate never drops below the ratchet (raise it as it climbs), and every query
+//! whose features silt implements passes.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -9,10 +9,15 @@ use std::process::Command;
 
 use crate::SiltProcess;
 
-/// Tags of features silt implements. A query runs when all its tags are in this set.
+/// The pass rate reached so far (107 of 199); no change may lower it.
+const MIN_PASS_RATE: f64 = 0.53;
+
+/// Tags of features silt implements. A query whose tags are all in this set must pass.
 const IMPLEMENTED: &[&str] = &[
-    "log", "selector", "line_filter", "limit", "direction", "multi_tenancy", "empty", "boundary", "unicode",
-    "long_line", "multiline", "invalid", "metadata", "labels", "label_values", "series",
+    "log", "selector", "line_filter", "line_filter_or", "line_filter_pattern", "limit", "direction", "multi_tenancy",
+    "empty", "boundary", "unicode", "long_line", "multiline", "invalid", "metadata", "labels", "label_values", "series",
+    "parser_json", "parser_logfmt", "parser_regexp", "parser_pattern", "parser_unpack", "label_filter", "ip",
+    "drop_keep", "decolorize", "error_handling", "error_details", "structured_metadata", "bytes", "duration",
 ];
 
 fn kit_dir() -> Option<PathBuf> {
@@ -24,7 +29,7 @@ fn kit_dir() -> Option<PathBuf> {
 }
 
 #[test]
-fn conformance_kit_implemented_features_pass() {
+fn conformance_kit() {
     let Some(kit) = kit_dir() else {
         if std::env::var_os("CI").is_some() {
             panic!("the conformance kit (../shared/conformance) is missing");
@@ -33,25 +38,31 @@ fn conformance_kit_implemented_features_pass() {
         return;
     };
     let allowed: BTreeSet<&str> = IMPLEMENTED.iter().copied().collect();
-    let mut ids = Vec::new();
+    let mut must_pass = BTreeSet::new();
     for line in std::fs::read_to_string(kit.join("queries.jsonl")).unwrap().lines() {
         let q: serde_json::Value = serde_json::from_str(line).unwrap();
         let tags: Vec<&str> = q["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
         if tags.iter().all(|t| allowed.contains(t)) {
-            ids.push(q["id"].as_str().unwrap().to_string());
+            must_pass.insert(q["id"].as_str().unwrap().to_string());
         }
     }
-    assert!(ids.len() >= 40, "only {} queries selected", ids.len());
+    assert!(must_pass.len() >= 90, "only {} queries within implemented features", must_pass.len());
 
     let dir = tempfile::tempdir().unwrap();
     let silt = SiltProcess::start(&dir.path().join("data"), None);
     let out = Command::new("python3")
         .arg(kit.join("run.py"))
-        .args(["--url", &silt.base, "--min-pass-rate", "1.0", "--verbose", "--only", &ids.join(",")])
+        .args(["--url", &silt.base, "--min-pass-rate", &MIN_PASS_RATE.to_string(), "--verbose"])
         .output()
         .expect("python3 runs the kit");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "conformance failures among {} queries:\n{stdout}", ids.len());
+    let failed_in_scope: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAIL "))
+        .filter(|l| must_pass.contains(l.split_whitespace().next().unwrap_or("")))
+        .collect();
+    assert!(failed_in_scope.is_empty(), "queries within implemented features fail:\n{}", failed_in_scope.join("\n"));
+    assert!(out.status.success(), "the pass rate fell below {MIN_PASS_RATE}:\n{}", stdout.lines().last().unwrap_or(""));
     silt.stop();
 }
