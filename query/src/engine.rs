@@ -146,3 +146,153 @@ impl Engine {
         Ok(out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect())
     }
 }
+
+/// The answer to a metric query.
+#[derive(Debug, Clone)]
+pub enum MetricResult {
+    /// Range query: series with their points `(ts ns, value)`.
+    Matrix(Vec<(Labels, Vec<(i64, f64)>)>),
+    /// Instant query: samples at `ts`, in the order to return them.
+    Vector(i64, Vec<(Labels, f64)>),
+    Scalar(i64, f64),
+}
+
+impl Engine {
+    /// Runs `log` over `[start, end)` through its pipeline and calls `f(ts, line, labels)`
+    /// for every entry that survives, batch by batch.
+    async fn for_each_entry(
+        &self,
+        tenant: &TenantId,
+        log: &crate::ast::LogExpr,
+        start: i64,
+        end: i64,
+        f: &mut (dyn FnMut(i64, &str, Vec<(String, String)>) -> Result<(), QueryError> + Send),
+    ) -> Result<(), QueryError> {
+        use futures::StreamExt;
+        if start >= end {
+            return Ok(());
+        }
+        let table = Arc::new(LogTable::new(self.store.clone(), tenant.clone(), log.selector.clone()));
+        let streams = table.streams();
+        let ctx = self.session();
+        let mut df = ctx.read_table(table)?;
+        let split = log.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(log.pipeline.len());
+        let (pre, rest) = log.pipeline.split_at(split);
+        let mut predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
+        let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
+        if !filters.is_empty() {
+            let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
+            let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));
+            predicate = predicate.and(udf.call(vec![col(COL_LINE)]));
+        }
+        df = df.filter(predicate)?;
+        let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
+        let udf = ScalarUDF::new_from_impl(PipelineUdf::new(Pipeline::compile(rest)?, streams, key));
+        df = df.select(vec![col(COL_TS), udf.call(vec![col(COL_STREAM), col(COL_LINE), col(COL_METADATA)]).alias("p")])?;
+        df = df.filter(col("p").is_not_null())?;
+        let mut stream = df.execute_stream().await?;
+        while let Some(b) = stream.next().await {
+            let b = b?;
+            let ts = b.column(0).as_primitive::<Int64Type>();
+            let p = b.column(1).as_struct();
+            let line = p.column(0).as_string::<i32>();
+            let labels = p.column(1).as_binary::<i32>();
+            for i in 0..b.num_rows() {
+                let pairs = decode_metadata(labels.value(i)).map(|(a, b)| (a.to_string(), b.to_string())).collect();
+                f(ts.value(i), line.value(i), pairs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates a metric query at `start, start+step, ... <= end` (`step == 0`: instant).
+    pub async fn metric_query(&self, tenant: &TenantId, expr: &crate::ast::MetricExpr, start: i64, end: i64, step: i64) -> Result<MetricResult, QueryError> {
+        let steps = crate::metric::Steps::new(start, end, step);
+        let instant = step == 0;
+        let value = self.eval(tenant, expr, &steps, true).await?;
+        let sorted = matches!(expr, crate::ast::MetricExpr::VectorAgg { op: crate::ast::VectorOp::Sort | crate::ast::VectorOp::SortDesc, .. });
+        let desc = matches!(expr, crate::ast::MetricExpr::VectorAgg { op: crate::ast::VectorOp::SortDesc, .. });
+        Ok(match value {
+            crate::metric::Value::Scalar(v) if instant => MetricResult::Scalar(start, v),
+            crate::metric::Value::Scalar(v) => MetricResult::Matrix(vec![(Labels::default(), (0..steps.n).map(|k| (steps.at(k), v)).collect())]),
+            crate::metric::Value::Vector(set) if instant => {
+                let mut v: Vec<(Labels, f64)> = set.into_iter().filter_map(|(l, vals)| vals[0].map(|x| (l, x))).collect();
+                if sorted {
+                    v.sort_by(|a, b| {
+                        let o = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
+                        if desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    });
+                }
+                MetricResult::Vector(start, v)
+            }
+            crate::metric::Value::Vector(set) => MetricResult::Matrix(
+                set.into_iter()
+                    .map(|(l, vals)| (l, vals.into_iter().enumerate().filter_map(|(k, v)| v.map(|x| (steps.at(k), x))).collect::<Vec<_>>()))
+                    .filter(|(_, pts)| !pts.is_empty())
+                    .collect(),
+            ),
+        })
+    }
+
+    fn eval<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        expr: &'a crate::ast::MetricExpr,
+        steps: &'a crate::metric::Steps,
+        labels_needed: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<crate::metric::Value, QueryError>> + Send + 'a>> {
+        use crate::ast::MetricExpr as M;
+        use crate::metric::{RangeAccumulator, RangeSpec, Value};
+        Box::pin(async move {
+            Ok(match expr {
+                M::Literal(v) => Value::Scalar(*v),
+                M::Vector(v) => {
+                    let mut s = crate::metric::SeriesSet::new();
+                    s.insert(Labels::default(), vec![Some(*v); steps.n]);
+                    Value::Vector(s)
+                }
+                M::RangeAgg { op, param, range, grouping } => {
+                    let mut acc = RangeAccumulator::new(
+                        RangeSpec { range, op: *op, param: *param, grouping: grouping.as_ref(), labels_needed },
+                        steps.clone(),
+                    );
+                    let from = steps.start - range.offset - range.range;
+                    let to = steps.at(steps.n - 1) - range.offset + 1;
+                    self.for_each_entry(tenant, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
+                    Value::Vector(acc.finish()?)
+                }
+                M::VectorAgg { op, param, inner, grouping } => {
+                    // Loki's parsers skip parsing when nothing above needs labels.
+                    let needed = !(*op == crate::ast::VectorOp::Sum
+                        && grouping.is_none()
+                        && matches!(inner.as_ref(), M::RangeAgg { range, .. } if range.unwrap.is_none()
+                            && !range.log.pipeline.iter().any(|s| matches!(s, Stage::LabelFilter(_)))));
+                    match self.eval(tenant, inner, steps, needed).await? {
+                        Value::Vector(set) => Value::Vector(crate::metric::vector_agg(*op, *param, grouping.as_ref(), set, steps.n)),
+                        Value::Scalar(_) => return Err(QueryError::BadRequest(format!("expected a vector for {}", op.as_str()))),
+                    }
+                }
+                M::Binary { op, lhs, rhs, return_bool, matching } => {
+                    let l = self.eval(tenant, lhs, steps, true).await?;
+                    let r = self.eval(tenant, rhs, steps, true).await?;
+                    match (l, r) {
+                        (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(crate::parser::fold(*op, a, b)),
+                        (Value::Vector(v), Value::Scalar(s)) => Value::Vector(crate::metric::vector_scalar(*op, v, s, false, *return_bool)),
+                        (Value::Scalar(s), Value::Vector(v)) => Value::Vector(crate::metric::vector_scalar(*op, v, s, true, *return_bool)),
+                        (Value::Vector(a), Value::Vector(b)) => {
+                            Value::Vector(crate::metric::vector_vector(*op, a, b, *return_bool, matching.as_ref(), steps.n)?)
+                        }
+                    }
+                }
+                M::LabelReplace { inner, dst, replacement, src, regex } => match self.eval(tenant, inner, steps, true).await? {
+                    Value::Vector(set) => Value::Vector(crate::metric::label_replace(set, dst, replacement, src, regex)?),
+                    s => s,
+                },
+            })
+        })
+    }
+}

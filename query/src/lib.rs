@@ -10,10 +10,11 @@ pub mod pipeline;
 mod engine;
 mod error;
 pub mod line_filter;
+mod metric;
 mod parser;
 pub mod provider;
 mod udf;
 
-pub use engine::{Direction, Engine, LogQuery, StreamResult};
+pub use engine::{Direction, Engine, LogQuery, MetricResult, StreamResult};
 pub use error::{ParseError, QueryError};
 pub use parser::{parse, parse_selector, MAX_NESTING, MAX_QUERY_BYTES};

@@ -47,24 +47,97 @@ pub async fn query_range(
             Ok(Json(Success { status: "success", data: StreamsData { result_type: "streams", result: streams.iter().map(StreamJson).collect() } })
                 .into_response())
         }
-        Expr::Metric(_) => Err(ApiError::bad_request("metric queries are not supported yet")),
+        Expr::Metric(m) => {
+            let step = match p.get("step") {
+                Some(v) => parse_step(v)?,
+                // Loki's default: one point per range/250, at least a second.
+                None => ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+            };
+            if step <= 0 {
+                return Err(ApiError::bad_request("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+            }
+            if (end - start) / step > MAX_POINTS {
+                return Err(ApiError::bad_request(
+                    "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+                ));
+            }
+            // Like Loki's query frontend, evaluate at multiples of the step: the start is
+            // rounded down and the end up to the step grid.
+            let start = start - start.rem_euclid(step);
+            let end = if end.rem_euclid(step) == 0 { end } else { end - end.rem_euclid(step) + step };
+            let r = state.engine.metric_query(&tenant, &m, start, end, step).await?;
+            Ok(metric_json(r))
+        }
     }
 }
 
+/// Loki refuses range queries of more than this many points per series.
+const MAX_POINTS: i64 = 11_000;
+
+/// `step` as float seconds (`300`, `0.5`) or a duration (`5m`).
+fn parse_step(v: &str) -> Result<i64, ApiError> {
+    if let Ok(f) = v.parse::<f64>() {
+        if f.is_finite() {
+            return Ok((f * 1e9).round() as i64);
+        }
+    }
+    silt_query::duration::parse_duration(v)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid step: cannot parse \"{v}\" to a valid duration")))
+}
+
+/// A timestamp as Loki writes it in metric results: seconds, millisecond precision.
+fn ts_json(ns: i64) -> serde_json::Value {
+    let ms = ns.div_euclid(1_000_000);
+    if ms % 1000 == 0 {
+        serde_json::Value::from(ms / 1000)
+    } else {
+        serde_json::Number::from_f64(ms as f64 / 1000.0).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+fn labels_json(l: &Labels) -> serde_json::Value {
+    serde_json::Value::Object(l.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect())
+}
+
+fn metric_json(r: silt_query::MetricResult) -> Response {
+    use serde_json::json;
+    use silt_query::format::float_plain;
+    let data = match r {
+        silt_query::MetricResult::Matrix(series) => json!({
+            "resultType": "matrix",
+            "result": series.iter().map(|(l, pts)| json!({
+                "metric": labels_json(l),
+                "values": pts.iter().map(|(t, v)| json!([ts_json(*t), float_plain(*v)])).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
+        silt_query::MetricResult::Vector(t, samples) => json!({
+            "resultType": "vector",
+            "result": samples.iter().map(|(l, v)| json!({"metric": labels_json(l), "value": [ts_json(t), float_plain(*v)]})).collect::<Vec<_>>(),
+        }),
+        // Loki writes a scalar's timestamp in milliseconds.
+        silt_query::MetricResult::Scalar(t, v) => json!({"resultType": "scalar", "result": [t.div_euclid(1_000_000), float_plain(v)]}),
+    };
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
 pub async fn query_instant(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     method: Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    tenant_from(&headers)?;
+    let tenant = tenant_from(&headers)?;
     let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
+    let time = match p.get("time") {
+        Some(v) => crate::params::parse_time(v).ok_or_else(|| ApiError::bad_request(format!("invalid time: cannot parse \"{v}\" to a valid timestamp")))?,
+        None => crate::params::now_ns(),
+    };
     match parse(p.get("query").unwrap_or(""))? {
         Expr::Log(_) => Err(ApiError::bad_request(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
-        Expr::Metric(_) => Err(ApiError::bad_request("metric queries are not supported yet")),
+        Expr::Metric(m) => Ok(metric_json(state.engine.metric_query(&tenant, &m, time, time, 0).await?)),
     }
 }
 

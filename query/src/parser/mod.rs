@@ -10,6 +10,7 @@
 mod lex;
 mod log;
 mod metric;
+pub(crate) use metric::fold;
 
 use nom::error::{ErrorKind, ParseError as NomParseError};
 use nom::IResult;

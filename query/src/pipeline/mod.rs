@@ -428,6 +428,11 @@ fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<Str
     }
 }
 
+/// Whether a label filter keeps an entry (post-unwrap filters in metric queries).
+pub(crate) fn label_filter_keeps(f: &LabelFilter, labels: &EntryLabels) -> bool {
+    eval_label_filter(f, labels).0
+}
+
 fn matcher_on(m: &Matcher, labels: &EntryLabels) -> bool {
     m.matches(labels.get(&m.name).unwrap_or(""))
 }

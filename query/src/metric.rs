@@ -1,0 +1,566 @@
+//! Metric queries. Samples stream out of the same scan and pipeline as log queries, batch
+//! by batch, into per-series, per-step accumulators (count, sum, min, max, Welford mean and
+//! variance, first, last): memory grows with series x steps, not with lines. Only
+//! `quantile_over_time` and `rate_counter` keep the values of a window.
+//!
+//! Windows are Loki's: the value at step `t` covers `(t - offset - range, t - offset]`.
+
+use std::collections::BTreeMap;
+
+use silt_storage::{Labels, MatchOp};
+
+use crate::ast::{BinOp, Grouping, LogRange, RangeOp, UnwrapConv, VectorMatching, VectorOp};
+use crate::error::QueryError;
+
+/// Step timestamps of a query: `start + k*step <= end` (one step for an instant query).
+#[derive(Debug, Clone)]
+pub struct Steps {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Steps {
+    pub fn new(start: i64, end: i64, step: i64) -> Steps {
+        let n = if step <= 0 { 1 } else { ((end - start) / step) as usize + 1 };
+        Steps { start, step, n }
+    }
+    pub fn at(&self, k: usize) -> i64 {
+        self.start + self.step * k as i64
+    }
+    /// The steps whose window `(t - offset - range, t - offset]` holds `ts`.
+    fn covering(&self, ts: i64, range: i64, offset: i64) -> std::ops::Range<usize> {
+        let lo = ts + offset; // t >= lo
+        let hi = ts + offset + range - 1; // t <= hi
+        if self.step <= 0 {
+            return if self.start >= lo && self.start <= hi { 0..1 } else { 0..0 };
+        }
+        let first = if lo <= self.start { 0 } else { (lo - self.start + self.step - 1) / self.step };
+        if hi < self.start {
+            return 0..0;
+        }
+        let last = ((hi - self.start) / self.step).min(self.n as i64 - 1);
+        if first > last {
+            return 0..0;
+        }
+        first as usize..last as usize + 1
+    }
+}
+
+/// A series' values per step (`None`: no point at that step).
+pub type SeriesSet = BTreeMap<Labels, Vec<Option<f64>>>;
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Scalar(f64),
+    Vector(SeriesSet),
+}
+
+/// The state of one window of one series.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Acc {
+    n: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    m2: f64,
+    first: (i64, f64),
+    last: (i64, f64),
+    values: Vec<(i64, f64)>,
+}
+
+impl Acc {
+    fn add(&mut self, ts: i64, v: f64, keep_values: bool) {
+        if self.n == 0 {
+            self.min = v;
+            self.max = v;
+            self.first = (ts, v);
+            self.last = (ts, v);
+        } else {
+            if v < self.min || self.min.is_nan() {
+                self.min = v;
+            }
+            if v > self.max || self.max.is_nan() {
+                self.max = v;
+            }
+            if ts < self.first.0 {
+                self.first = (ts, v);
+            }
+            if ts >= self.last.0 {
+                self.last = (ts, v);
+            }
+        }
+        self.n += 1;
+        self.sum += v;
+        let d = v - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (v - self.mean);
+        if keep_values {
+            self.values.push((ts, v));
+        }
+    }
+
+    fn finish(&mut self, op: RangeOp, param: Option<f64>, range_s: f64, unwrapped: bool) -> f64 {
+        use RangeOp::*;
+        let var = self.m2 / self.n as f64;
+        match op {
+            CountOverTime => self.n as f64,
+            Rate if unwrapped => self.sum / range_s,
+            Rate => self.n as f64 / range_s,
+            BytesOverTime | SumOverTime => self.sum,
+            BytesRate => self.sum / range_s,
+            AvgOverTime => self.mean,
+            MinOverTime => self.min,
+            MaxOverTime => self.max,
+            StdvarOverTime => var,
+            StddevOverTime => var.sqrt(),
+            FirstOverTime => self.first.1,
+            LastOverTime => self.last.1,
+            QuantileOverTime => {
+                let mut v: Vec<f64> = self.values.iter().map(|x| x.1).collect();
+                quantile(param.unwrap_or(0.5), &mut v)
+            }
+            RateCounter => {
+                self.values.sort_by_key(|x| x.0);
+                rate_counter(&self.values, range_s)
+            }
+            AbsentOverTime => 1.0,
+        }
+    }
+}
+
+/// Prometheus' quantile: linear interpolation between the closest ranks.
+fn quantile(q: f64, v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Less));
+    let rank = q * (v.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    let w = rank - rank.floor();
+    v[lo] * (1.0 - w) + v[hi] * w
+}
+
+/// Loki's `rate_counter`: an extrapolated counter rate with resets (see the spec notes).
+fn rate_counter(s: &[(i64, f64)], range_s: f64) -> f64 {
+    if s.len() < 2 {
+        return 0.0;
+    }
+    let mut result = s[s.len() - 1].1 - s[0].1;
+    let mut last = 0.0;
+    for &(_, v) in s {
+        if v < last {
+            result += last;
+        }
+        last = v;
+    }
+    let sampled = (s[s.len() - 1].0 - s[0].0) as f64 / 1e9;
+    let avg = sampled / (s.len() - 1) as f64;
+    let mut dur_start = range_s;
+    if result > 0.0 && s[0].1 >= 0.0 {
+        dur_start = dur_start.min(sampled * s[0].1 / result);
+    }
+    let thr = avg * 1.1;
+    let mut ext = sampled;
+    ext += if dur_start < thr { dur_start } else { avg / 2.0 };
+    ext += if 0.0 < thr { 0.0 } else { avg / 2.0 };
+    result * ext / sampled / range_s
+}
+
+/// How the samples of a range aggregation are labelled and valued.
+pub(crate) struct RangeSpec<'a> {
+    pub range: &'a LogRange,
+    pub op: RangeOp,
+    pub param: Option<f64>,
+    pub grouping: Option<&'a Grouping>,
+    /// Loki's parsers skip parsing when no label is needed (a bare `sum(...)` above, no
+    /// label filter, no unwrap): such queries never see parse errors.
+    pub labels_needed: bool,
+}
+
+/// Accumulates samples of one range aggregation.
+pub(crate) struct RangeAccumulator<'a> {
+    spec: RangeSpec<'a>,
+    steps: Steps,
+    series: BTreeMap<Labels, Vec<Acc>>,
+    any: Vec<bool>,
+}
+
+impl<'a> RangeAccumulator<'a> {
+    pub fn new(spec: RangeSpec<'a>, steps: Steps) -> Self {
+        let n = steps.n;
+        RangeAccumulator { spec, steps, series: BTreeMap::new(), any: vec![false; n] }
+    }
+
+    /// Adds one entry (after the pipeline): its timestamp, line length and labels.
+    pub fn add(&mut self, ts: i64, line_len: usize, mut labels: Vec<(String, String)>) -> Result<(), QueryError> {
+        let r = self.spec.range;
+        let covering = self.steps.covering(ts, r.range, r.offset);
+        if covering.is_empty() {
+            return Ok(());
+        }
+        let mut value = 1.0;
+        if let Some(u) = &r.unwrap {
+            let Some(raw) = labels.iter().find(|l| l.0 == u.label).map(|l| l.1.clone()) else { return Ok(()) };
+            if raw.is_empty() {
+                return Ok(());
+            }
+            match convert(u.conv, &raw) {
+                Ok(v) => value = v,
+                Err(details) => {
+                    value = 0.0;
+                    set(&mut labels, crate::pipeline::ERROR_LABEL, "SampleExtractionErr");
+                    set(&mut labels, crate::pipeline::ERROR_DETAILS_LABEL, &details);
+                }
+            }
+            if !u.post_filters.is_empty() {
+                let el = crate::pipeline::EntryLabels::new(labels.iter().map(|(a, b)| (a.as_str(), b.as_str())), std::iter::empty());
+                for f in &u.post_filters {
+                    if !crate::pipeline::label_filter_keeps(f, &el) {
+                        return Ok(());
+                    }
+                }
+            }
+        } else if matches!(self.spec.op, RangeOp::BytesOverTime | RangeOp::BytesRate) {
+            value = line_len as f64;
+        }
+        let has_error = labels.iter().any(|l| l.0 == crate::pipeline::ERROR_LABEL);
+        let key = if self.spec.op == RangeOp::AbsentOverTime || (!self.spec.labels_needed && !has_error) || (!self.spec.labels_needed && r.unwrap.is_none()) {
+            Labels::default()
+        } else if has_error {
+            Labels::from_pairs(labels).map_err(|e| QueryError::Internal(e.to_string()))?
+        } else {
+            let mut drop_unwrapped: Vec<&str> = Vec::new();
+            if let Some(u) = &r.unwrap {
+                if self.spec.grouping.is_none_or(|g| g.without) {
+                    drop_unwrapped.push(&u.label);
+                }
+            }
+            let pairs = labels.into_iter().filter(|(n, _)| !drop_unwrapped.contains(&n.as_str()));
+            let pairs: Vec<(String, String)> = match self.spec.grouping {
+                Some(g) if !g.without => pairs.filter(|(n, _)| g.labels.contains(n)).collect(),
+                Some(g) => pairs.filter(|(n, _)| !g.labels.contains(n)).collect(),
+                None => pairs.collect(),
+            };
+            Labels::from_pairs(pairs).map_err(|e| QueryError::Internal(e.to_string()))?
+        };
+        let keep_values = matches!(self.spec.op, RangeOp::QuantileOverTime | RangeOp::RateCounter);
+        let n = self.steps.n;
+        let accs = self.series.entry(key).or_insert_with(|| vec![Acc::default(); n]);
+        for k in covering {
+            accs[k].add(ts, value, keep_values);
+            self.any[k] = true;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<SeriesSet, QueryError> {
+        let r = self.spec.range;
+        let range_s = r.range as f64 / 1e9;
+        if self.spec.op == RangeOp::AbsentOverTime {
+            let labels = absent_labels(&r.log.selector);
+            let vals: Vec<Option<f64>> = self.any.iter().map(|a| (!a).then_some(1.0)).collect();
+            let mut out = SeriesSet::new();
+            if vals.iter().any(Option::is_some) {
+                out.insert(labels, vals);
+            }
+            return Ok(out);
+        }
+        let mut out = SeriesSet::new();
+        for (labels, mut accs) in self.series {
+            if let Some(err) = labels.get(crate::pipeline::ERROR_LABEL) {
+                return Err(QueryError::BadRequest(pipeline_error(err, &labels)));
+            }
+            let vals = accs
+                .iter_mut()
+                .map(|a| (a.n > 0).then(|| a.finish(self.spec.op, self.spec.param, range_s, r.unwrap.is_some())))
+                .collect();
+            out.insert(labels, vals);
+        }
+        Ok(out)
+    }
+}
+
+fn set(labels: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match labels.iter_mut().find(|l| l.0 == name) {
+        Some(l) => l.1 = value.to_string(),
+        None => labels.push((name.to_string(), value.to_string())),
+    }
+}
+
+/// Unwrap conversions: a float, `bytes()` (humanized sizes), `duration()` and
+/// `duration_seconds()` (Go durations, in seconds).
+fn convert(conv: UnwrapConv, raw: &str) -> Result<f64, String> {
+    let raw = raw.trim();
+    match conv {
+        UnwrapConv::None => raw.parse::<f64>().map_err(|_| format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax")),
+        UnwrapConv::Bytes => crate::format::parse_bytes(raw).map(|b| b as f64).ok_or_else(|| format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax")),
+        UnwrapConv::Duration | UnwrapConv::DurationSeconds => crate::duration::parse_go_duration(raw)
+            .map(|ns| ns as f64 / 1e9)
+            .ok_or_else(|| format!("time: invalid duration {raw:?}")),
+    }
+}
+
+/// `absent_over_time` labels: the selector's `=` matchers on labels with no other matcher.
+fn absent_labels(selector: &[silt_storage::Matcher]) -> Labels {
+    let pairs: Vec<(String, String)> = selector
+        .iter()
+        .filter(|m| m.op == MatchOp::Eq && selector.iter().filter(|o| o.name == m.name).count() == 1)
+        .map(|m| (m.name.clone(), m.value.clone()))
+        .collect();
+    Labels::from_pairs(pairs).unwrap_or_default()
+}
+
+fn pipeline_error(err: &str, series: &Labels) -> String {
+    format!(
+        "pipeline error: '{err}' for series: '{series}'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"{err}\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n"
+    )
+}
+
+// ------------------------------------------------------------------------------------
+// Vector aggregations, binary operators, label_replace
+// ------------------------------------------------------------------------------------
+
+fn group_key(labels: &Labels, g: Option<&Grouping>) -> Labels {
+    match g {
+        None => Labels::default(),
+        Some(g) if g.without => {
+            Labels::from_pairs(labels.iter().filter(|(n, v)| !g.labels.iter().any(|l| l == n) && !v.is_empty())).unwrap_or_default()
+        }
+        Some(g) => Labels::from_pairs(labels.iter().filter(|(n, _)| g.labels.iter().any(|l| l == n))).unwrap_or_default(),
+    }
+}
+
+pub(crate) fn vector_agg(op: VectorOp, param: Option<i64>, grouping: Option<&Grouping>, input: SeriesSet, n: usize) -> SeriesSet {
+    let mut out = SeriesSet::new();
+    match op {
+        VectorOp::Topk | VectorOp::Bottomk | VectorOp::ApproxTopk => {
+            let k = param.unwrap_or(0).max(0) as usize;
+            for step in 0..n {
+                let mut groups: BTreeMap<Labels, Vec<(&Labels, f64)>> = BTreeMap::new();
+                for (l, vals) in &input {
+                    if let Some(v) = vals[step] {
+                        groups.entry(group_key(l, grouping)).or_default().push((l, v));
+                    }
+                }
+                for (_, mut members) in groups {
+                    let desc = op != VectorOp::Bottomk;
+                    members.sort_by(|a, b| {
+                        let o = a.1.partial_cmp(&b.1).unwrap_or_else(|| if a.1.is_nan() { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+                        if desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    });
+                    for (l, v) in members.into_iter().take(k) {
+                        out.entry(l.clone()).or_insert_with(|| vec![None; n])[step] = Some(v);
+                    }
+                }
+            }
+        }
+        VectorOp::Sort | VectorOp::SortDesc => return input,
+        _ => {
+            // Per group and step: count, sum, min, max, Welford mean/variance.
+            let mut groups: BTreeMap<Labels, Vec<Acc>> = BTreeMap::new();
+            for (l, vals) in &input {
+                let accs = groups.entry(group_key(l, grouping)).or_insert_with(|| vec![Acc::default(); n]);
+                for (k, v) in vals.iter().enumerate() {
+                    if let Some(v) = v {
+                        accs[k].add(0, *v, false);
+                    }
+                }
+            }
+            for (l, accs) in groups {
+                let vals = accs
+                    .iter()
+                    .map(|a| {
+                        (a.n > 0).then(|| match op {
+                            VectorOp::Sum => a.sum,
+                            VectorOp::Avg => a.mean,
+                            VectorOp::Count => a.n as f64,
+                            VectorOp::Min => a.min,
+                            VectorOp::Max => a.max,
+                            VectorOp::Stdvar => a.m2 / a.n as f64,
+                            VectorOp::Stddev => (a.m2 / a.n as f64).sqrt(),
+                            _ => unreachable!("handled above"),
+                        })
+                    })
+                    .collect();
+                out.insert(l, vals);
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn arith(op: BinOp, a: f64, b: f64) -> Option<f64> {
+    if op.is_comparison() {
+        let hit = match op {
+            BinOp::Eq => a == b,
+            BinOp::Neq => a != b,
+            BinOp::Gt => a > b,
+            BinOp::Gte => a >= b,
+            BinOp::Lt => a < b,
+            _ => a <= b,
+        };
+        return hit.then_some(a);
+    }
+    Some(crate::parser::fold(op, a, b))
+}
+
+/// `vector op scalar` (or `scalar op vector` when `scalar_left`).
+pub(crate) fn vector_scalar(op: BinOp, v: SeriesSet, s: f64, scalar_left: bool, return_bool: bool) -> SeriesSet {
+    let mut out = SeriesSet::new();
+    for (l, vals) in v {
+        let vals: Vec<Option<f64>> = vals
+            .into_iter()
+            .map(|x| {
+                let x = x?;
+                let (a, b) = if scalar_left { (s, x) } else { (x, s) };
+                if op.is_comparison() {
+                    let hit = arith(op, a, b).is_some();
+                    if return_bool {
+                        Some(if hit { 1.0 } else { 0.0 })
+                    } else {
+                        hit.then_some(x)
+                    }
+                } else {
+                    arith(op, a, b)
+                }
+            })
+            .collect();
+        if vals.iter().any(Option::is_some) {
+            out.insert(if return_bool || !op.is_comparison() { l } else { l }, vals);
+        }
+    }
+    out
+}
+
+fn signature(l: &Labels, m: Option<&VectorMatching>) -> Labels {
+    match m {
+        Some(m) if m.on => Labels::from_pairs(l.iter().filter(|(n, _)| m.labels.iter().any(|x| x == n))).unwrap_or_default(),
+        Some(m) => Labels::from_pairs(l.iter().filter(|(n, _)| !m.labels.iter().any(|x| x == n))).unwrap_or_default(),
+        None => l.clone(),
+    }
+}
+
+/// `vector op vector` with Loki's (Prometheus') matching rules.
+pub(crate) fn vector_vector(op: BinOp, lhs: SeriesSet, rhs: SeriesSet, return_bool: bool, m: Option<&VectorMatching>, n: usize) -> Result<SeriesSet, QueryError> {
+    let mut out = SeriesSet::new();
+    if op.is_set_op() {
+        for step in 0..n {
+            let rsigs: std::collections::BTreeSet<Labels> = rhs.iter().filter(|(_, v)| v[step].is_some()).map(|(l, _)| signature(l, m)).collect();
+            let lsigs: std::collections::BTreeSet<Labels> = lhs.iter().filter(|(_, v)| v[step].is_some()).map(|(l, _)| signature(l, m)).collect();
+            for (l, v) in &lhs {
+                let Some(x) = v[step] else { continue };
+                let keep = match op {
+                    BinOp::And => rsigs.contains(&signature(l, m)),
+                    BinOp::Unless => !rsigs.contains(&signature(l, m)),
+                    _ => true,
+                };
+                if keep {
+                    out.entry(l.clone()).or_insert_with(|| vec![None; n])[step] = Some(x);
+                }
+            }
+            if op == BinOp::Or {
+                for (l, v) in &rhs {
+                    let Some(x) = v[step] else { continue };
+                    if !lsigs.contains(&signature(l, m)) {
+                        out.entry(l.clone()).or_insert_with(|| vec![None; n])[step] = Some(x);
+                    }
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let group = m.and_then(|m| m.group.as_ref());
+    let right_many = group.is_some_and(|g| !g.left);
+    let (many, one) = if right_many { (&rhs, &lhs) } else { (&lhs, &rhs) };
+    for step in 0..n {
+        let mut one_by_sig: BTreeMap<Labels, (&Labels, f64)> = BTreeMap::new();
+        for (l, v) in one {
+            let Some(x) = v[step] else { continue };
+            if one_by_sig.insert(signature(l, m), (l, x)).is_some() {
+                let side = if right_many { "left" } else { "right" };
+                return Err(QueryError::BadRequest(format!(
+                    "found duplicate series on the {side} hand-side;many-to-many matching not allowed: matching labels must be unique on one side"
+                )));
+            }
+        }
+        let mut seen: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
+        for (l, v) in many {
+            let Some(x) = v[step] else { continue };
+            let sig = signature(l, m);
+            let Some(&(ol, y)) = one_by_sig.get(&sig) else { continue };
+            let (a, b) = if right_many { (y, x) } else { (x, y) };
+            let value = if op.is_comparison() {
+                let hit = arith(op, a, b).is_some();
+                if return_bool {
+                    Some(if hit { 1.0 } else { 0.0 })
+                } else if hit {
+                    Some(a)
+                } else {
+                    None
+                }
+            } else {
+                arith(op, a, b)
+            };
+            let Some(value) = value else { continue };
+            let result_labels = match (m, group) {
+                (Some(mm), Some(g)) => {
+                    let mut rl = l.clone();
+                    for name in &g.include {
+                        match ol.get(name) {
+                            Some(v) if !v.is_empty() => rl.set(name, v),
+                            _ => rl = Labels::from_pairs(rl.iter().filter(|(n, _)| n != name)).unwrap_or_default(),
+                        }
+                    }
+                    let _ = mm;
+                    rl
+                }
+                (Some(mm), None) => signature(l, Some(mm)),
+                (None, _) => l.clone(),
+            };
+            if !seen.insert(result_labels.clone()) {
+                let why = if group.is_some() { "grouping labels must ensure unique matches" } else { "many-to-one matching must be explicit (group_left/group_right)" };
+                return Err(QueryError::BadRequest(format!("multiple matches for labels: {why}")));
+            }
+            out.entry(result_labels).or_insert_with(|| vec![None; n])[step] = Some(value);
+        }
+    }
+    Ok(out)
+}
+
+/// `label_replace(v, dst, replacement, src, regex)`.
+pub(crate) fn label_replace(input: SeriesSet, dst: &str, replacement: &str, src: &str, regex: &str) -> Result<SeriesSet, QueryError> {
+    let re = regex::Regex::new(&format!("^(?s:{regex})$")).map_err(|e| QueryError::BadRequest(format!("invalid regex in label_replace: {e}")))?;
+    let mut out = SeriesSet::new();
+    for (l, vals) in input {
+        let v = l.get(src).unwrap_or("").to_string();
+        let nl = match re.captures(&v) {
+            Some(c) => {
+                let mut res = String::new();
+                c.expand(replacement, &mut res);
+                if res.is_empty() {
+                    Labels::from_pairs(l.iter().filter(|(n, _)| *n != dst)).unwrap_or_default()
+                } else {
+                    let mut nl = l.clone();
+                    nl.set(dst, &res);
+                    nl
+                }
+            }
+            None => l,
+        };
+        out.insert(nl, vals);
+    }
+    Ok(out)
+}
