@@ -147,6 +147,9 @@ impl Engine {
     }
 }
 
+/// Receives `(ts, line, labels)` of each entry a pipeline lets through.
+type EntrySink<'a> = dyn FnMut(i64, &str, Vec<(String, String)>) -> Result<(), QueryError> + Send + 'a;
+
 /// The answer to a metric query.
 #[derive(Debug, Clone)]
 pub enum MetricResult {
@@ -166,7 +169,7 @@ impl Engine {
         log: &crate::ast::LogExpr,
         start: i64,
         end: i64,
-        f: &mut (dyn FnMut(i64, &str, Vec<(String, String)>) -> Result<(), QueryError> + Send),
+        f: &mut EntrySink<'_>,
     ) -> Result<(), QueryError> {
         use futures::StreamExt;
         if start >= end {

@@ -439,7 +439,7 @@ pub(crate) fn vector_scalar(op: BinOp, v: SeriesSet, s: f64, scalar_left: bool, 
             })
             .collect();
         if vals.iter().any(Option::is_some) {
-            out.insert(if return_bool || !op.is_comparison() { l } else { l }, vals);
+            out.insert(l, vals);
         }
     }
     out
@@ -516,7 +516,7 @@ pub(crate) fn vector_vector(op: BinOp, lhs: SeriesSet, rhs: SeriesSet, return_bo
             };
             let Some(value) = value else { continue };
             let result_labels = match (m, group) {
-                (Some(mm), Some(g)) => {
+                (Some(_), Some(g)) => {
                     let mut rl = l.clone();
                     for name in &g.include {
                         match ol.get(name) {
@@ -524,7 +524,6 @@ pub(crate) fn vector_vector(op: BinOp, lhs: SeriesSet, rhs: SeriesSet, return_bo
                             _ => rl = Labels::from_pairs(rl.iter().filter(|(n, _)| n != name)).unwrap_or_default(),
                         }
                     }
-                    let _ = mm;
                     rl
                 }
                 (Some(mm), None) => signature(l, Some(mm)),
@@ -563,4 +562,88 @@ pub(crate) fn label_replace(input: SeriesSet, dst: &str, replacement: &str, src:
         out.insert(nl, vals);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn labels(p: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(p.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn windows_are_left_open_right_closed() {
+        // Loki's example: count_over_time([60s]) at 100s, 130s, 160s; an entry at 100s
+        // counts at t=100 and t=130, not at t=160.
+        let steps = Steps::new(100 * S, 160 * S, 30 * S);
+        assert_eq!(steps.n, 3);
+        assert_eq!(steps.covering(100 * S, 60 * S, 0), 0..2);
+        assert_eq!(steps.covering(40 * S, 60 * S, 0), 0..0, "(40, 100] excludes 40");
+        assert_eq!(steps.covering(160 * S, 60 * S, 0), 2..3);
+        // With an offset the window moves back: at t the window is (t-o-r, t-o].
+        assert_eq!(steps.covering(70 * S, 60 * S, 30 * S), 0..2);
+        // Instant: one step.
+        let one = Steps::new(100 * S, 100 * S, 0);
+        assert_eq!(one.covering(100 * S, 60 * S, 0), 0..1);
+        assert_eq!(one.covering(40 * S, 60 * S, 0), 0..0);
+    }
+
+    #[test]
+    fn range_functions() {
+        let mut a = Acc::default();
+        for (t, v) in [(1, 4.0), (2, 1.0), (3, 7.0), (4, 2.0)] {
+            a.add(t, v, true);
+        }
+        assert_eq!(a.finish(RangeOp::SumOverTime, None, 60.0, true), 14.0);
+        assert_eq!(a.finish(RangeOp::AvgOverTime, None, 60.0, true), 3.5);
+        assert_eq!(a.finish(RangeOp::MinOverTime, None, 60.0, true), 1.0);
+        assert_eq!(a.finish(RangeOp::FirstOverTime, None, 60.0, true), 4.0);
+        assert_eq!(a.finish(RangeOp::LastOverTime, None, 60.0, true), 2.0);
+        assert_eq!(a.finish(RangeOp::StdvarOverTime, None, 60.0, true), 5.25, "population variance");
+        assert_eq!(a.finish(RangeOp::Rate, None, 2.0, false), 2.0, "count / range seconds");
+        assert_eq!(a.finish(RangeOp::Rate, None, 2.0, true), 7.0, "with unwrap: sum / range seconds");
+        assert_eq!(a.finish(RangeOp::QuantileOverTime, Some(0.5), 60.0, true), 3.0);
+        assert_eq!(quantile(1.5, &mut [1.0]), f64::INFINITY);
+    }
+
+    #[test]
+    fn vector_matching_rules() {
+        let n = 1;
+        let mut l = SeriesSet::new();
+        l.insert(labels(&[("a", "1"), ("b", "x")]), vec![Some(10.0)]);
+        l.insert(labels(&[("a", "2"), ("b", "x")]), vec![Some(20.0)]);
+        let mut r = SeriesSet::new();
+        r.insert(labels(&[("a", "1"), ("c", "y")]), vec![Some(2.0)]);
+        let on = VectorMatching { on: true, labels: vec!["a".into()], group: None };
+        let out = vector_vector(BinOp::Div, l.clone(), r.clone(), false, Some(&on), n).unwrap();
+        assert_eq!(out.get(&labels(&[("a", "1")])), Some(&vec![Some(5.0)]));
+        assert_eq!(out.len(), 1);
+        // Two left series with the same signature need group_left.
+        let on_b = VectorMatching { on: true, labels: vec!["b".into()], group: None };
+        let mut r2 = SeriesSet::new();
+        r2.insert(labels(&[("b", "x")]), vec![Some(1.0)]);
+        let e = vector_vector(BinOp::Add, l.clone(), r2.clone(), false, Some(&on_b), n).unwrap_err().to_string();
+        assert!(e.contains("many-to-one matching must be explicit"), "{e}");
+        let gl = VectorMatching { on: true, labels: vec!["b".into()], group: Some(crate::ast::GroupModifier { left: true, include: vec![] }) };
+        assert_eq!(vector_vector(BinOp::Add, l.clone(), r2, false, Some(&gl), n).unwrap().len(), 2);
+        // Set operators.
+        let unless = vector_vector(BinOp::Unless, l.clone(), r.clone(), false, Some(&on), n).unwrap();
+        assert_eq!(unless.keys().collect::<Vec<_>>(), vec![&labels(&[("a", "2"), ("b", "x")])]);
+        let or = vector_vector(BinOp::Or, l, r, false, Some(&on), n).unwrap();
+        assert_eq!(or.len(), 2, "the right series shares a=1 with the left");
+    }
+
+    #[test]
+    fn comparisons_filter_or_return_bool() {
+        let mut v = SeriesSet::new();
+        v.insert(labels(&[("a", "1")]), vec![Some(1.0), Some(5.0)]);
+        let f = vector_scalar(BinOp::Gt, v.clone(), 2.0, false, false);
+        assert_eq!(f[&labels(&[("a", "1")])], vec![None, Some(5.0)]);
+        let b = vector_scalar(BinOp::Gt, v, 2.0, false, true);
+        assert_eq!(b[&labels(&[("a", "1")])], vec![Some(0.0), Some(1.0)]);
+        assert!(crate::parser::fold(BinOp::Div, 1.0, 0.0).is_nan(), "Loki: x/0 is NaN");
+    }
 }

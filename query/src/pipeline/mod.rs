@@ -171,6 +171,12 @@ pub struct Pipeline {
 
 const ANSI: &str = r"[\x1b\x{9b}][\[\]()#;?]*(?:(?:(?:[a-zA-Z\d]*(?:;[a-zA-Z\d]*)*)?\x07)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PRZcf-ntqry=><~]))";
 
+/// The ANSI escape regex, compiled once per process.
+fn ansi_regex() -> Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(ANSI).expect("valid ANSI regex")).clone()
+}
+
 impl Pipeline {
     pub fn compile(stages: &[Stage]) -> Result<Pipeline, QueryError> {
         let mut steps = Vec::new();
@@ -189,7 +195,7 @@ impl Pipeline {
                 Stage::LabelFilter(f) => Step::LabelFilter(f.clone()),
                 Stage::Drop(n) => Step::Drop(n.clone()),
                 Stage::Keep(n) => Step::Keep(n.clone()),
-                Stage::Decolorize => Step::Decolorize(Regex::new(ANSI).expect("valid ANSI regex")),
+                Stage::Decolorize => Step::Decolorize(ansi_regex()),
                 other => return Err(QueryError::BadRequest(format!("this pipeline stage is not supported yet: {other}"))),
             });
         }
