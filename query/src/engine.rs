@@ -64,27 +64,36 @@ impl Engine {
         SessionContext::new_with_config(cfg)
     }
 
-    pub async fn log_query(&self, tenant: &TenantId, q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
-        if q.limit == 0 || q.start >= q.end {
-            return Ok(Vec::new());
-        }
-        let table = Arc::new(LogTable::new(self.store.clone(), tenant.clone(), q.expr.selector.clone()));
+    /// The start of every plan: the table for the selector, the time range, and the line
+    /// filters that come before any other stage, as one cheap predicate on the raw line.
+    /// Returns the plan, the stream labels it will see, and the rest of the pipeline.
+    fn scan_plan<'e>(
+        &self,
+        tenant: &TenantId,
+        log: &'e crate::ast::LogExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
+        let table = Arc::new(LogTable::new(self.store.clone(), tenant.clone(), log.selector.clone()));
         let streams = table.streams();
-        let ctx = self.session();
-        let mut df = ctx.read_table(table)?;
-
-        // Line filters that come before any other stage run first, on the raw line, as one
-        // cheap predicate; the rest of the pipeline runs per surviving row.
-        let split = q.expr.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(q.expr.pipeline.len());
-        let (pre, rest) = q.expr.pipeline.split_at(split);
-        let mut predicate = col(COL_TS).gt_eq(lit(q.start)).and(col(COL_TS).lt(lit(q.end)));
+        let df = self.session().read_table(table)?;
+        let split = log.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(log.pipeline.len());
+        let (pre, rest) = log.pipeline.split_at(split);
+        let mut predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
         let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
         if !filters.is_empty() {
             let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
             let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));
             predicate = predicate.and(udf.call(vec![col(COL_LINE)]));
         }
-        df = df.filter(predicate)?;
+        Ok((df.filter(predicate)?, streams, rest))
+    }
+
+    pub async fn log_query(&self, tenant: &TenantId, q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
+        if q.limit == 0 || q.start >= q.end {
+            return Ok(Vec::new());
+        }
+        let (mut df, streams, rest) = self.scan_plan(tenant, &q.expr, q.start, q.end)?;
         let pipeline = Pipeline::compile(rest)?;
         let with_pipeline = !pipeline.is_noop();
         if with_pipeline {
@@ -175,20 +184,7 @@ impl Engine {
         if start >= end {
             return Ok(());
         }
-        let table = Arc::new(LogTable::new(self.store.clone(), tenant.clone(), log.selector.clone()));
-        let streams = table.streams();
-        let ctx = self.session();
-        let mut df = ctx.read_table(table)?;
-        let split = log.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(log.pipeline.len());
-        let (pre, rest) = log.pipeline.split_at(split);
-        let mut predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
-        let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
-        if !filters.is_empty() {
-            let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
-            let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));
-            predicate = predicate.and(udf.call(vec![col(COL_LINE)]));
-        }
-        df = df.filter(predicate)?;
+        let (mut df, streams, rest) = self.scan_plan(tenant, log, start, end)?;
         let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
         let udf = ScalarUDF::new_from_impl(PipelineUdf::new(Pipeline::compile(rest)?, streams, key));
         df = df.select(vec![col(COL_TS), udf.call(vec![col(COL_STREAM), col(COL_LINE), col(COL_METADATA)]).alias("p")])?;

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use silt_query::duration::parse_duration;
+use silt_query::format::parse_bytes;
 use silt_storage::{LabelLimits, StoreConfig};
 
 pub const DEFAULT_DATA_DIR: &str = "./silt-data";
@@ -137,25 +138,6 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         N::Int(n) => Ok(n),
         N::Str(s) => parse_bytes(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?} (examples: 512KB, 64MiB, 1GB)"))),
     }
-}
-
-/// `64MiB`, `64MB`, `1.5GB`, `4096`: decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let n: f64 = s[..split].parse().ok()?;
-    let mult: f64 = match s[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let v = n * mult;
-    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
 }
 
 #[cfg(test)]
