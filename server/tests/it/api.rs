@@ -241,3 +241,43 @@ async fn bad_input_gets_loki_errors_and_nothing_is_lost() {
     assert_eq!(st, 200);
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn metric_queries_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    fill(&s.base).await;
+    // 50 api/prod lines, one per second from T0; 20 db lines.
+    let q = [("query", r#"sum by (service) (count_over_time({env="prod"}[1m]))"#), ("start", "1768518060"), ("end", "1768518060"), ("step", "60")];
+    let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("acme"), &q).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "matrix");
+    let mut got: Vec<(String, String)> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["metric"]["service"].as_str().unwrap().to_string(), r["values"][0][1].as_str().unwrap().to_string()))
+        .collect();
+    got.sort();
+    // The window at T0+60s is (T0, T0+60s]: the api line at exactly T0 is outside it.
+    assert_eq!(got, vec![("api".into(), "49".into()), ("db".into(), "20".into())]);
+
+    // Instant query: a vector; a literal: a scalar with its timestamp in milliseconds.
+    let (_, body) = get(&s.base, "/loki/api/v1/query", Some("acme"), &[("query", r#"count(rate({env=~".+"}[5m]))"#), ("time", "1768518100")]).await;
+    assert_eq!(body["data"]["resultType"], "vector", "{body}");
+    assert_eq!(body["data"]["result"][0]["value"], json!([1768518100, "3"]));
+    let (_, body) = get(&s.base, "/loki/api/v1/query", None, &[("query", "1 + 1"), ("time", "1768518100")]).await;
+    assert_eq!(body["data"], json!({"resultType": "scalar", "result": [1768518100000i64, "2"]}));
+
+    // Loki's pipeline-error rule, and its escape hatch.
+    let (st, body) = get(&s.base, "/loki/api/v1/query", Some("acme"), &[("query", r#"count_over_time({service="db"} | json [5m])"#), ("time", "1768518100")]).await;
+    assert_eq!(st, 400);
+    assert!(body.as_str().unwrap().starts_with("pipeline error: 'JSONParserErr'"), "{body}");
+    let (st, _) = get(&s.base, "/loki/api/v1/query", Some("acme"), &[("query", r#"count_over_time({service="db"} | json | __error__="" [5m])"#), ("time", "1768518100")]).await;
+    assert_eq!(st, 200);
+    // Too many points.
+    let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("acme"), &[("query", "sum(rate({a=\"b\"}[1m]))"), ("start", "0"), ("end", "1768518100"), ("step", "1")]).await;
+    assert_eq!(st, 400);
+    assert!(body.as_str().unwrap().contains("exceeded maximum resolution of 11,000 points"));
+    s.server.shutdown().await.unwrap();
+}
