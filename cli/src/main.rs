@@ -150,7 +150,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open {}", data_dir.display()))?;
             let engine = Engine::new(store);
             let direction = if forward { Direction::Forward } else { Direction::Backward };
-            let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction }).await?;
+            let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction, categorize: false }).await?;
             print_streams(&streams, direction, output)
         }
     }
@@ -159,7 +159,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
 /// Prints entries of all streams merged in the query's direction, like logcli.
 fn print_streams(streams: &[silt_query::StreamResult], direction: Direction, output: Output) -> anyhow::Result<()> {
     let mut rows: Vec<(i64, usize, &str)> =
-        streams.iter().enumerate().flat_map(|(si, s)| s.entries.iter().map(move |(ts, l)| (*ts, si, l.as_str()))).collect();
+        streams.iter().enumerate().flat_map(|(si, s)| s.entries.iter().map(move |e| (e.ts, si, e.line.as_str()))).collect();
     rows.sort_by_key(|r| (r.0, r.1));
     if direction == Direction::Backward {
         rows.reverse();

@@ -34,14 +34,29 @@ pub struct LogQuery {
     pub end: i64,
     pub limit: usize,
     pub direction: Direction,
+    /// Loki's `categorize-labels` form: streams keyed by their stream labels only, each
+    /// entry with its structured metadata and parsed labels apart.
+    pub categorize: bool,
 }
 
-/// One stream of a log query's answer: its labels (stream labels merged with structured
-/// metadata, as Loki returns them) and its entries in the query's direction.
+/// One entry of a log query's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryResult {
+    pub ts: i64,
+    pub line: String,
+    /// Only filled in the categorized form.
+    pub metadata: Vec<(String, String)>,
+    /// Only filled in the categorized form; includes `__error__` and `__error_details__`.
+    pub parsed: Vec<(String, String)>,
+}
+
+/// One stream of a log query's answer: its labels (by default stream labels merged with
+/// structured metadata and parsed labels, as Loki returns them) and its entries in the
+/// query's direction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamResult {
     pub labels: Labels,
-    pub entries: Vec<(i64, String)>,
+    pub entries: Vec<EntryResult>,
 }
 
 #[derive(Clone)]
@@ -112,8 +127,21 @@ impl Engine {
         let batches = df.collect().await?;
 
         let streams = streams.lock().unwrap();
-        let mut out: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
-        let mut key_cache: Option<(u64, Labels)> = None;
+        let mut out: BTreeMap<Labels, Vec<EntryResult>> = BTreeMap::new();
+        let mut add = |stream: Vec<(String, String)>, metadata: Vec<(String, String)>, parsed: Vec<(String, String)>, ts: i64, line: &str| -> Result<(), QueryError> {
+            let entry = |metadata, parsed| EntryResult { ts, line: line.to_string(), metadata, parsed };
+            if q.categorize {
+                let l = Labels::from_pairs(stream).map_err(|e| QueryError::Internal(e.to_string()))?;
+                out.entry(l).or_default().push(entry(metadata, parsed));
+            } else {
+                let mut l = Labels::from_pairs(stream).map_err(|e| QueryError::Internal(e.to_string()))?;
+                for (n, v) in metadata.iter().chain(&parsed) {
+                    l.set(n, v);
+                }
+                out.entry(l).or_default().push(entry(Vec::new(), Vec::new()));
+            }
+            Ok(())
+        };
         for b in &batches {
             let fp = b.column(0).as_primitive::<UInt64Type>();
             let ts = b.column(1).as_primitive::<Int64Type>();
@@ -122,9 +150,17 @@ impl Engine {
                 let line = p.column(0).as_string::<i32>();
                 let labels = p.column(1).as_binary::<i32>();
                 for i in 0..b.num_rows() {
-                    let pairs = decode_metadata(labels.value(i)).map(|(a, b)| (a.to_string(), b.to_string()));
-                    let l = Labels::from_pairs(pairs).map_err(|e| QueryError::Internal(e.to_string()))?;
-                    out.entry(l).or_default().push((ts.value(i), line.value(i).to_string()));
+                    let (mut st, mut md, mut pa) = (Vec::new(), Vec::new(), Vec::new());
+                    for (n, v) in decode_metadata(labels.value(i)) {
+                        let (cat, name) = n.split_at(1);
+                        let target = match cat {
+                            "s" => &mut st,
+                            "m" => &mut md,
+                            _ => &mut pa,
+                        };
+                        target.push((name.to_string(), v.to_string()));
+                    }
+                    add(st, md, pa, ts.value(i), line.value(i))?;
                 }
                 continue;
             }
@@ -132,24 +168,17 @@ impl Engine {
             let meta = b.column(IDX_METADATA).as_binary::<i32>();
             for i in 0..b.num_rows() {
                 let f = fp.value(i);
-                let base = match &key_cache {
-                    Some((k, l)) if *k == f => l.clone(),
-                    _ => {
-                        let l = streams.get(&f).cloned().ok_or_else(|| QueryError::Internal(format!("row of unknown stream {f:x}")))?;
-                        key_cache = Some((f, l.clone()));
-                        l
-                    }
-                };
-                let labels = if meta.is_valid(i) {
-                    let mut l = base;
+                let base = streams.get(&f).ok_or_else(|| QueryError::Internal(format!("row of unknown stream {f:x}")))?;
+                let stream: Vec<(String, String)> = base.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+                let mut md = Vec::new();
+                if meta.is_valid(i) {
                     for (n, v) in decode_metadata(meta.value(i)) {
-                        l.set(n, v);
+                        // Named like a stream label: renamed, as the pipeline does.
+                        let n = if base.get(n).is_some() { format!("{n}_extracted") } else { n.to_string() };
+                        md.push((n, v.to_string()));
                     }
-                    l
-                } else {
-                    base
-                };
-                out.entry(labels).or_default().push((ts.value(i), line.value(i).to_string()));
+                }
+                add(stream, md, Vec::new(), ts.value(i), line.value(i))?;
             }
         }
         Ok(out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect())
@@ -197,7 +226,8 @@ impl Engine {
             let line = p.column(0).as_string::<i32>();
             let labels = p.column(1).as_binary::<i32>();
             for i in 0..b.num_rows() {
-                let pairs = decode_metadata(labels.value(i)).map(|(a, b)| (a.to_string(), b.to_string())).collect();
+                // Names carry a one-byte origin prefix (see `PipelineUdf`); metrics need none.
+                let pairs = decode_metadata(labels.value(i)).map(|(a, b)| (a[1..].to_string(), b.to_string())).collect();
                 f(ts.value(i), line.value(i), pairs)?;
             }
         }

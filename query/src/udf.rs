@@ -69,7 +69,8 @@ impl ScalarUDFImpl for LineFilterUdf {
 
 /// `pipeline(stream, line, metadata) -> {line, labels}`: the query's log pipeline on each
 /// row; null where the pipeline drops the row. `labels` is the entry's final label set,
-/// encoded like structured metadata. Volatile, so the optimizer never evaluates it twice
+/// encoded like structured metadata, each name prefixed with one byte saying where the
+/// label came from (`s` stream, `m` structured metadata, `p` parsed). Volatile, so the optimizer never evaluates it twice
 /// or moves it: the plan filters on its result, then keeps the top `limit` rows by time.
 pub struct PipelineUdf {
     pipeline: Arc<crate::pipeline::Pipeline>,
@@ -149,8 +150,8 @@ impl ScalarUDFImpl for PipelineUdf {
                 Some((l, ls)) => {
                     out_line.append_value(&l);
                     buf.clear();
-                    let pairs = ls.into_pairs();
-                    silt_storage::codec::encode_metadata(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())), &mut buf);
+                    let labels: Vec<(String, String)> = ls.into_categorized().into_iter().map(|(c, n, v)| (format!("{}{n}", c as char), v)).collect();
+                    silt_storage::codec::encode_metadata(labels.iter().map(|(a, b)| (a.as_str(), b.as_str())), &mut buf);
                     out_labels.append_value(&buf);
                     valid.push(true);
                 }

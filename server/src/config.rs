@@ -13,6 +13,7 @@
 //!
 //! [limits]
 //! max_entries_limit_per_query = 5000
+//! max_query_series = 500
 //! max_label_names_per_series = 15
 //! max_label_name_length = 1024
 //! max_label_value_length = 2048
@@ -69,6 +70,8 @@ impl Default for StorageSection {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     pub max_entries_limit_per_query: usize,
+    /// Most series a metric query may return (Loki's `max_query_series`).
+    pub max_query_series: usize,
     pub max_label_names_per_series: usize,
     pub max_label_name_length: usize,
     pub max_label_value_length: usize,
@@ -79,6 +82,7 @@ impl Default for LimitsSection {
         let l = LabelLimits::default();
         LimitsSection {
             max_entries_limit_per_query: 5000,
+            max_query_series: 500,
             max_label_names_per_series: l.max_names,
             max_label_name_length: l.max_name_len,
             max_label_value_length: l.max_value_len,

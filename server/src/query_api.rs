@@ -42,10 +42,19 @@ pub async fn query_range(
                     "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
                 )));
             }
-            let lq = LogQuery { expr, start, end, limit, direction };
+            // Grafana asks for Loki's categorized form by default.
+            let categorize = headers
+                .get("x-loki-response-encoding-flags")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
+            let lq = LogQuery { expr, start, end, limit, direction, categorize };
             let streams = state.engine.log_query(&tenant, &lq).await?;
-            Ok(Json(Success { status: "success", data: StreamsData { result_type: "streams", result: streams.iter().map(StreamJson).collect() } })
-                .into_response())
+            let data = StreamsData {
+                result_type: "streams",
+                encoding_flags: categorize.then_some(["categorize-labels"]),
+                result: streams.iter().map(|s| StreamJson(s, categorize)).collect(),
+            };
+            Ok(Json(Success { status: "success", data }).into_response())
         }
         Expr::Metric(m) => {
             let step = match p.get("step") {
@@ -66,9 +75,25 @@ pub async fn query_range(
             let start = start - start.rem_euclid(step);
             let end = if end.rem_euclid(step) == 0 { end } else { end - end.rem_euclid(step) + step };
             let r = state.engine.metric_query(&tenant, &m, start, end, step).await?;
+            check_series_limit(&r, state.limits.max_query_series)?;
             Ok(metric_json(r))
         }
     }
+}
+
+/// Loki's `max_query_series`: a metric query returning more series fails.
+fn check_series_limit(r: &silt_query::MetricResult, max: usize) -> Result<(), ApiError> {
+    let n = match r {
+        silt_query::MetricResult::Matrix(s) => s.len(),
+        silt_query::MetricResult::Vector(_, s) => s.len(),
+        silt_query::MetricResult::Scalar(..) => 0,
+    };
+    if max > 0 && n > max {
+        return Err(ApiError::bad_request(format!(
+            "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reduce the time range of the query, or increase the maximum series limit"
+        )));
+    }
+    Ok(())
 }
 
 /// Loki refuses range queries of more than this many points per series.
@@ -137,7 +162,11 @@ pub async fn query_instant(
         Expr::Log(_) => Err(ApiError::bad_request(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
-        Expr::Metric(m) => Ok(metric_json(state.engine.metric_query(&tenant, &m, time, time, 0).await?)),
+        Expr::Metric(m) => {
+            let r = state.engine.metric_query(&tenant, &m, time, time, 0).await?;
+            check_series_limit(&r, state.limits.max_query_series)?;
+            Ok(metric_json(r))
+        }
     }
 }
 
@@ -216,17 +245,47 @@ struct Success<T> {
 struct StreamsData<'a> {
     #[serde(rename = "resultType")]
     result_type: &'static str,
+    #[serde(rename = "encodingFlags", skip_serializing_if = "Option::is_none")]
+    encoding_flags: Option<[&'static str; 1]>,
     result: Vec<StreamJson<'a>>,
 }
 
-/// `{"stream": {labels}, "values": [["<ns>", "<line>"], ...]}`
-struct StreamJson<'a>(&'a StreamResult);
+/// `{"stream": {labels}, "values": [["<ns>", "<line>"], ...]}`; categorized, each value
+/// also has `{"structuredMetadata": {...}, "parsed": {...}}` (empty parts left out).
+struct StreamJson<'a>(&'a StreamResult, bool);
 
 impl Serialize for StreamJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(2))?;
         m.serialize_entry("stream", &LabelsJson(&self.0.labels))?;
-        m.serialize_entry("values", &ValuesJson(&self.0.entries))?;
+        m.serialize_entry("values", &ValuesJson(&self.0.entries, self.1))?;
+        m.end()
+    }
+}
+
+struct PairsJson<'a>(&'a [(String, String)]);
+
+impl Serialize for PairsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+struct CategoriesJson<'a>(&'a silt_query::EntryResult);
+
+impl Serialize for CategoriesJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if !self.0.metadata.is_empty() {
+            m.serialize_entry("structuredMetadata", &PairsJson(&self.0.metadata))?;
+        }
+        if !self.0.parsed.is_empty() {
+            m.serialize_entry("parsed", &PairsJson(&self.0.parsed))?;
+        }
         m.end()
     }
 }
@@ -243,13 +302,17 @@ impl Serialize for LabelsJson<'_> {
     }
 }
 
-struct ValuesJson<'a>(&'a [(i64, String)]);
+struct ValuesJson<'a>(&'a [silt_query::EntryResult], bool);
 
 impl Serialize for ValuesJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (ts, line) in self.0 {
-            seq.serialize_element(&(ts.to_string(), line))?;
+        for e in self.0 {
+            if self.1 {
+                seq.serialize_element(&(e.ts.to_string(), &e.line, CategoriesJson(e)))?;
+            } else {
+                seq.serialize_element(&(e.ts.to_string(), &e.line))?;
+            }
         }
         seq.end()
     }

@@ -93,6 +93,25 @@ impl EntryLabels {
         self.labels.retain(|l| f(&l.0, &l.1));
     }
 
+    /// The final labels with where each came from: `b's'` stream, `b'm'` structured
+    /// metadata, `b'p'` parsed (and error labels), for the categorized response form.
+    pub fn into_categorized(self) -> Vec<(u8, String, String)> {
+        let mut v: Vec<(u8, String, String)> = self
+            .labels
+            .into_iter()
+            .map(|(n, val, o)| {
+                let c = match o {
+                    Origin::Stream => b's',
+                    Origin::Metadata => b'm',
+                    Origin::Parsed => b'p',
+                };
+                (c, n, val)
+            })
+            .collect();
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
+    }
+
     /// The final label set, sorted; empty values stay (Loki reports `{a=""}`).
     pub fn into_pairs(self) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = self.labels.into_iter().map(|l| (l.0, l.1)).collect();

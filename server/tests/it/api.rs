@@ -281,3 +281,29 @@ async fn metric_queries_over_http() {
     assert!(body.as_str().unwrap().contains("exceeded maximum resolution of 11,000 points"));
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn categorize_labels_encoding_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    fill(&s.base).await;
+    let resp = client()
+        .get(s.url("/loki/api/v1/query_range"))
+        .header("X-Scope-OrgID", "acme")
+        .header("X-Loki-Response-Encoding-Flags", "categorize-labels")
+        .query(&[&RANGE[..], &[("query", r#"{env="staging"} | logfmt --keep-empty | drop nothing"#)]].concat())
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["encodingFlags"], json!(["categorize-labels"]), "{body}");
+    let stream = &body["data"]["result"][0];
+    // Stream labels only in `stream`; metadata and parsed labels beside each entry.
+    assert_eq!(stream["stream"], json!({"env": "staging", "service": "api"}));
+    assert_eq!(stream["values"][0][2], json!({"structuredMetadata": {"trace_id": "abc"}, "parsed": {"line": "", "traced": ""}}));
+    // Without the header: everything in the stream labels, 2-element values.
+    let (_, body) = get(&s.base, "/loki/api/v1/query_range", Some("acme"), &[&RANGE[..], &[("query", r#"{env="staging"}"#)]].concat()).await;
+    assert!(body["data"].get("encodingFlags").is_none());
+    assert_eq!(body["data"]["result"][0]["values"][0].as_array().unwrap().len(), 2);
+    s.server.shutdown().await.unwrap();
+}
