@@ -117,7 +117,7 @@ impl Engine {
             df = df.select(vec![
                 col(COL_STREAM),
                 col(COL_TS),
-                udf.call(vec![col(COL_STREAM), col(COL_LINE), col(COL_METADATA)]).alias("p"),
+                udf.call(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)]).alias("p"),
             ])?;
             df = df.filter(col("p").is_not_null())?;
         }
@@ -216,7 +216,7 @@ impl Engine {
         let (mut df, streams, rest) = self.scan_plan(tenant, log, start, end)?;
         let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
         let udf = ScalarUDF::new_from_impl(PipelineUdf::new(Pipeline::compile(rest)?, streams, key));
-        df = df.select(vec![col(COL_TS), udf.call(vec![col(COL_STREAM), col(COL_LINE), col(COL_METADATA)]).alias("p")])?;
+        df = df.select(vec![col(COL_TS), udf.call(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)]).alias("p")])?;
         df = df.filter(col("p").is_not_null())?;
         let mut stream = df.execute_stream().await?;
         while let Some(b) = stream.next().await {

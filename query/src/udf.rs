@@ -67,7 +67,7 @@ impl ScalarUDFImpl for LineFilterUdf {
     }
 }
 
-/// `pipeline(stream, line, metadata) -> {line, labels}`: the query's log pipeline on each
+/// `pipeline(stream, ts, line, metadata) -> {line, labels}`: the query's log pipeline on each
 /// row; null where the pipeline drops the row. `labels` is the entry's final label set,
 /// encoded like structured metadata, each name prefixed with one byte saying where the
 /// label came from (`s` stream, `m` structured metadata, `p` parsed). Volatile, so the optimizer never evaluates it twice
@@ -91,7 +91,7 @@ impl PipelineUdf {
             pipeline: Arc::new(pipeline),
             streams,
             key,
-            signature: Signature::exact(vec![DataType::UInt64, DataType::Utf8, DataType::Binary], Volatility::Volatile),
+            signature: Signature::exact(vec![DataType::UInt64, DataType::Int64, DataType::Utf8, DataType::Binary], Volatility::Volatile),
         }
     }
 
@@ -133,8 +133,9 @@ impl ScalarUDFImpl for PipelineUdf {
         use arrow::buffer::NullBuffer;
         let n = args.number_rows;
         let arrays: Vec<_> = args.args.iter().map(|a| a.to_array(n)).collect::<DfResult<_>>()?;
-        let [stream, line, meta] = arrays.as_slice() else { return exec_err!("pipeline takes three arguments") };
+        let [stream, ts, line, meta] = arrays.as_slice() else { return exec_err!("pipeline takes four arguments") };
         let stream = stream.as_primitive::<arrow::datatypes::UInt64Type>();
+        let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
         let line = line.as_string::<i32>();
         let meta = meta.as_binary::<i32>();
         let streams = self.streams.lock().unwrap();
@@ -146,7 +147,7 @@ impl ScalarUDFImpl for PipelineUdf {
             let Some(base) = streams.get(&stream.value(i)) else { return exec_err!("row of unknown stream") };
             let md = if meta.is_valid(i) { Some(meta.value(i)) } else { None };
             let labels = crate::pipeline::EntryLabels::new(base.iter(), md.into_iter().flat_map(silt_storage::codec::decode_metadata));
-            match self.pipeline.process(line.value(i).to_string(), labels) {
+            match self.pipeline.process(line.value(i).to_string(), labels, ts.value(i)) {
                 Some((l, ls)) => {
                     out_line.append_value(&l);
                     buf.clear();

@@ -9,6 +9,7 @@
 
 mod json;
 mod logfmt;
+mod template;
 
 use regex::Regex;
 use silt_storage::{is_valid_label_name, Matcher};
@@ -50,6 +51,10 @@ impl EntryLabels {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.labels.iter().find(|l| l.0 == name).map(|l| l.1.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels.iter().map(|l| (l.0.as_str(), l.1.as_str()))
     }
 
     pub fn has_error(&self) -> bool {
@@ -144,6 +149,13 @@ enum Step {
     Drop(Vec<NamedMatcher>),
     Keep(Vec<NamedMatcher>),
     Decolorize(Regex),
+    LineFormat(template::LineTemplate),
+    LabelFormat(Vec<(String, LabelFmtStep)>),
+}
+
+enum LabelFmtStep {
+    Rename(String),
+    Template(template::LineTemplate),
 }
 
 /// One element of a `json` extraction path: `a.b[0]["c d"]`.
@@ -215,7 +227,17 @@ impl Pipeline {
                 Stage::Drop(n) => Step::Drop(n.clone()),
                 Stage::Keep(n) => Step::Keep(n.clone()),
                 Stage::Decolorize => Step::Decolorize(ansi_regex()),
-                other => return Err(QueryError::BadRequest(format!("this pipeline stage is not supported yet: {other}"))),
+                Stage::LineFormat(t) => Step::LineFormat(template::LineTemplate::compile(t).map_err(QueryError::BadRequest)?),
+                Stage::LabelFormat(fmts) => Step::LabelFormat(
+                    fmts.iter()
+                        .map(|f| match f {
+                            crate::ast::LabelFmt::Rename { dst, src } => Ok((dst.clone(), LabelFmtStep::Rename(src.clone()))),
+                            crate::ast::LabelFmt::Template { dst, template } => {
+                                Ok((dst.clone(), LabelFmtStep::Template(template::LineTemplate::compile(template).map_err(QueryError::BadRequest)?)))
+                            }
+                        })
+                        .collect::<Result<_, QueryError>>()?,
+                ),
             });
         }
         Ok(Pipeline { steps })
@@ -225,8 +247,8 @@ impl Pipeline {
         self.steps.is_empty()
     }
 
-    /// Runs the pipeline on one entry. `None` when a stage filtered it out.
-    pub fn process(&self, mut line: String, mut labels: EntryLabels) -> Option<(String, EntryLabels)> {
+    /// Runs the pipeline on one entry (`ts` in Unix ns). `None` when a stage filtered it out.
+    pub fn process(&self, mut line: String, mut labels: EntryLabels, ts: i64) -> Option<(String, EntryLabels)> {
         for step in &self.steps {
             match step {
                 Step::Line(f) => {
@@ -325,6 +347,26 @@ impl Pipeline {
                 Step::Decolorize(re) => {
                     if let std::borrow::Cow::Owned(s) = re.replace_all(&line, "") {
                         line = s;
+                    }
+                }
+                Step::LineFormat(t) => match t.render(labels.iter(), &line, ts) {
+                    Ok(l) => line = l,
+                    Err(e) => labels.set_error("TemplateFormatErr", Some(&e)),
+                },
+                Step::LabelFormat(fmts) => {
+                    for (dst, f) in fmts {
+                        match f {
+                            LabelFmtStep::Rename(src) => {
+                                if let Some(v) = labels.get(src).map(str::to_string) {
+                                    labels.retain(|n, _| n != src);
+                                    labels.set(dst, &v, Origin::Parsed);
+                                }
+                            }
+                            LabelFmtStep::Template(t) => match t.render(labels.iter(), &line, ts) {
+                                Ok(v) => labels.set(dst, &v, Origin::Parsed),
+                                Err(e) => labels.set_error("TemplateFormatErr", Some(&e)),
+                            },
+                        }
                     }
                 }
             }

@@ -4,7 +4,7 @@ use crate::parser::parse;
 fn run(q: &str, line: &str, stream: &[(&str, &str)], meta: &[(&str, &str)]) -> Option<(String, Vec<(String, String)>)> {
     let crate::ast::Expr::Log(l) = parse(q).unwrap() else { panic!("log query expected") };
     let p = Pipeline::compile(&l.pipeline).unwrap();
-    p.process(line.to_string(), EntryLabels::new(stream.iter().copied(), meta.iter().copied())).map(|(l, ls)| (l, ls.into_pairs()))
+    p.process(line.to_string(), EntryLabels::new(stream.iter().copied(), meta.iter().copied()), 1_700_000_000_123_000_000).map(|(l, ls)| (l, ls.into_pairs()))
 }
 
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -82,4 +82,18 @@ fn ip_filters() {
     assert!(run(r#"{a="b"} != ip("10.0.0.0/8")"#, "from 10.1.2.3", &[("a", "b")], &[]).is_none());
     assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, "addr=10.9.9.9", &[("a", "b")], &[]).is_some());
     assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, "addr=11.9.9.9", &[("a", "b")], &[]).is_none());
+}
+
+#[test]
+fn line_and_label_format() {
+    let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{.level | ToUpper}} {{.msg}} {{ __line__ | trunc 5 }} {{ __timestamp__ | unixEpochMillis }}""#, "level=info msg=hi", &[("a", "b")], &[]).unwrap();
+    assert_eq!(line, "INFO hi level 1700000000123");
+    let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{ printf \"%-6s|%5s|%s|%03d\" .m .s .p .n }}""#, "m=GET s=304 p=/x n=7", &[("a", "b")], &[]).unwrap();
+    assert_eq!(line, "GET   |  304|/x|007");
+    let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{ .missing | default \"none\" }}""#, "x=1", &[("a", "b")], &[]).unwrap();
+    assert_eq!(line, "none");
+    let (_, l) = run(r#"{a="b"} | logfmt | label_format lvl=level, who="{{.user}}@{{.a}}""#, "level=warn user=bob", &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b"), ("lvl", "warn"), ("user", "bob"), ("who", "bob@b")]));
+    // line_format is a barrier: a later line filter sees the new line.
+    assert!(run(r#"{a="b"} | logfmt | line_format "{{.q}}" |= "payments""#, "q=payments", &[("a", "b")], &[]).is_some());
 }
