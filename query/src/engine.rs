@@ -325,3 +325,46 @@ impl Engine {
         })
     }
 }
+
+/// Entries and bytes of one stream in a time range (for `/index/stats` and `/index/volume`).
+#[derive(Debug, Clone, Default)]
+pub struct StreamVolume {
+    pub labels: Labels,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl Engine {
+    /// Exact per-stream entry and byte counts of the matching streams in `[start, end)`,
+    /// and how many storage parts (chunks and heads) hold them.
+    pub async fn volumes(&self, tenant: &TenantId, matchers: &[silt_storage::Matcher], start: i64, end: i64) -> Result<(Vec<StreamVolume>, usize), QueryError> {
+        let req = silt_storage::ScanRequest { matchers: matchers.to_vec(), start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]) };
+        let scan = self.store.scan(tenant, &req)?;
+        let parts = scan.parts.len();
+        let streams = scan.streams;
+        let per_fp = tokio::task::spawn_blocking(move || -> Result<std::collections::HashMap<u64, (u64, u64)>, QueryError> {
+            let mut acc: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
+            for part in scan.parts {
+                for b in part.execute() {
+                    let b = b?;
+                    let fp = b.column(0).as_primitive::<UInt64Type>();
+                    let line = b.column(1).as_string::<i32>();
+                    for i in 0..b.num_rows() {
+                        let e = acc.entry(fp.value(i)).or_default();
+                        e.0 += 1;
+                        e.1 += line.value(i).len() as u64;
+                    }
+                }
+            }
+            Ok(acc)
+        })
+        .await
+        .map_err(|e| QueryError::Internal(e.to_string()))??;
+        let mut out: Vec<StreamVolume> = per_fp
+            .into_iter()
+            .filter_map(|(fp, (entries, bytes))| streams.get(&fp).map(|l| StreamVolume { labels: l.clone(), entries, bytes }))
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok((out, parts))
+    }
+}

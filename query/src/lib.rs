@@ -15,6 +15,6 @@ mod parser;
 pub mod provider;
 mod udf;
 
-pub use engine::{Direction, Engine, EntryResult, LogQuery, MetricResult, StreamResult};
+pub use engine::{Direction, Engine, EntryResult, LogQuery, MetricResult, StreamResult, StreamVolume};
 pub use error::{ParseError, QueryError};
 pub use parser::{parse, parse_selector, MAX_NESTING, MAX_QUERY_BYTES};

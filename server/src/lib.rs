@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/label", get(query_api::labels).post(query_api::labels))
         .route("/loki/api/v1/label/{name}/values", get(query_api::label_values).post(query_api::label_values))
         .route("/loki/api/v1/series", get(query_api::series).post(query_api::series))
+        .route("/loki/api/v1/index/stats", get(query_api::index_stats).post(query_api::index_stats))
+        .route("/loki/api/v1/index/volume", get(query_api::index_volume).post(query_api::index_volume))
         .route("/ready", get(|| async { "ready\n" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

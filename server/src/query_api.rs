@@ -317,3 +317,58 @@ impl Serialize for ValuesJson<'_> {
         seq.end()
     }
 }
+
+/// `/loki/api/v1/index/stats`: `{"streams","chunks","entries","bytes"}` of the matching
+/// streams in the range. Loki estimates these from its index; silt counts exactly.
+pub async fn index_stats(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let (vols, parts) = state.engine.volumes(&r.tenant, &r.matchers, r.start, r.end).await?;
+    let entries: u64 = vols.iter().map(|v| v.entries).sum();
+    let bytes: u64 = vols.iter().map(|v| v.bytes).sum();
+    let chunks = if vols.is_empty() { 0 } else { parts };
+    Ok(Json(serde_json::json!({"streams": vols.len(), "chunks": chunks, "entries": entries, "bytes": bytes})).into_response())
+}
+
+/// `/loki/api/v1/index/volume`: bytes per label set, as a vector at `end`. Grouped by the
+/// label names of the selector, or by `targetLabels`; `aggregateBy=labels` gives one
+/// series per label name (value ""); the `limit` largest, largest first.
+pub async fn index_volume(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let limit = r.params.limit(100)?;
+    let by_labels = match r.params.get("aggregateBy") {
+        None | Some("series") => false,
+        Some("labels") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("invalid aggregateBy: {other:?}: must be series or labels"))),
+    };
+    let targets: Vec<String> = match r.params.get("targetLabels") {
+        Some(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => {
+            let mut names: Vec<String> = r.matchers.iter().map(|m| m.name.clone()).collect();
+            names.dedup();
+            names
+        }
+    };
+    let (vols, _) = state.engine.volumes(&r.tenant, &r.matchers, r.start, r.end).await?;
+    let mut groups: std::collections::BTreeMap<Labels, u64> = std::collections::BTreeMap::new();
+    for v in &vols {
+        if by_labels {
+            for (name, _) in v.labels.iter().filter(|(n, _)| targets.is_empty() || r.params.get("targetLabels").is_none() || targets.iter().any(|t| t == n)) {
+                let key = Labels::from_pairs([(name, "")]).map_err(ApiError::from)?;
+                *groups.entry(key).or_default() += v.bytes;
+            }
+        } else {
+            let pairs: Vec<(&str, &str)> = v.labels.iter().filter(|(n, _)| targets.iter().any(|t| t == n)).collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            *groups.entry(Labels::from_pairs(pairs).map_err(ApiError::from)?).or_default() += v.bytes;
+        }
+    }
+    let mut sorted: Vec<(Labels, u64)> = groups.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    sorted.truncate(limit);
+    let ts = ts_json(r.end);
+    let result: Vec<serde_json::Value> =
+        sorted.iter().map(|(l, b)| serde_json::json!({"metric": labels_json(l), "value": [ts.clone(), b.to_string()]})).collect();
+    Ok(Json(serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})).into_response())
+}

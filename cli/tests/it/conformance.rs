@@ -9,8 +9,10 @@ use std::process::Command;
 
 use crate::SiltProcess;
 
-/// The pass rate reached so far (180 of 199); no change may lower it.
-const MIN_PASS_RATE: f64 = 0.90;
+/// The pass rate reached so far (198 of 199); no change may lower it. The one failure,
+/// `vol-target-pod-limit`, ranks pods by Loki's chunk-size estimates, which order two
+/// close pods differently from silt's exact byte counts.
+const MIN_PASS_RATE: f64 = 0.99;
 
 /// Tags of features silt implements. A query whose tags are all in this set must pass.
 const IMPLEMENTED: &[&str] = &[
@@ -19,7 +21,8 @@ const IMPLEMENTED: &[&str] = &[
     "parser_json", "parser_logfmt", "parser_regexp", "parser_pattern", "parser_unpack", "label_filter", "ip",
     "drop_keep", "decolorize", "error_handling", "error_details", "structured_metadata", "bytes", "duration",
     "metric", "range_agg", "vector_agg", "binary_op", "comparison", "set_op", "scalar", "vector", "instant", "offset",
-    "step", "topk", "sort", "absent", "unwrap", "label_replace", "matching",
+    "step", "topk", "sort", "absent", "unwrap", "label_replace", "matching", "line_format", "label_format",
+    "index_stats",
 ];
 
 fn kit_dir() -> Option<PathBuf> {
@@ -48,7 +51,7 @@ fn conformance_kit() {
             must_pass.insert(q["id"].as_str().unwrap().to_string());
         }
     }
-    assert!(must_pass.len() >= 170, "only {} queries within implemented features", must_pass.len());
+    assert!(must_pass.len() >= 190, "only {} queries within implemented features", must_pass.len());
 
     let dir = tempfile::tempdir().unwrap();
     // As the recording Loki was configured: generous entry and series limits.

@@ -307,3 +307,28 @@ async fn categorize_labels_encoding_flag() {
     assert_eq!(body["data"]["result"][0]["values"][0].as_array().unwrap().len(), 2);
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn index_stats_and_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    fill(&s.base).await;
+    let (st, body) = get(&s.base, "/loki/api/v1/index/stats", Some("acme"), &[&RANGE[..], &[("query", r#"{service="api"}"#)]].concat()).await;
+    assert_eq!(st, 200);
+    let api_bytes: u64 = (0..50).map(|i| format!("GET /api/{i} 200").len() as u64).sum::<u64>() + "traced line".len() as u64;
+    assert_eq!(body["streams"], 2);
+    assert_eq!(body["entries"], 51);
+    assert_eq!(body["bytes"], api_bytes);
+    assert!(body["chunks"].as_u64().unwrap() >= 1);
+    let (_, body) = get(&s.base, "/loki/api/v1/index/stats", Some("acme"), &[&RANGE[..], &[("query", r#"{service="none"}"#)]].concat()).await;
+    assert_eq!(body, json!({"streams": 0, "chunks": 0, "entries": 0, "bytes": 0}));
+
+    let (_, body) = get(&s.base, "/loki/api/v1/index/volume", Some("acme"), &[&RANGE[..], &[("query", r#"{service=~".+"}"#)]].concat()).await;
+    let result = body["data"]["result"].as_array().unwrap();
+    assert_eq!(result[0]["metric"], json!({"service": "api"}), "largest first: {body}");
+    assert_eq!(result[0]["value"][1], api_bytes.to_string());
+    assert_eq!(result.len(), 2);
+    let (_, body) = get(&s.base, "/loki/api/v1/index/volume", Some("acme"), &[&RANGE[..], &[("query", r#"{service=~".+"}"#), ("aggregateBy", "labels"), ("limit", "1")]].concat()).await;
+    assert_eq!(body["data"]["result"].as_array().unwrap().len(), 1);
+    s.server.shutdown().await.unwrap();
+}
