@@ -385,6 +385,12 @@ fn write_extractions(f: &mut fmt::Formatter<'_>, params: &[Extraction]) -> fmt::
     Ok(())
 }
 
+/// `| keyword "string"`, the form of `regexp`, `pattern` and `line_format`.
+fn keyword_string(f: &mut fmt::Formatter<'_>, keyword: &str, s: &str) -> fmt::Result {
+    write!(f, "| {keyword} ")?;
+    write_go_quoted(f, s)
+}
+
 fn write_named(f: &mut fmt::Formatter<'_>, ns: &[NamedMatcher]) -> fmt::Result {
     for (i, n) in ns.iter().enumerate() {
         if i > 0 {
@@ -424,20 +430,11 @@ impl fmt::Display for Stage {
                 }
                 Ok(())
             }
-            Stage::Regexp(re) => {
-                f.write_str("| regexp ")?;
-                write_go_quoted(f, re)
-            }
-            Stage::Pattern(p) => {
-                f.write_str("| pattern ")?;
-                write_go_quoted(f, p)
-            }
+            Stage::Regexp(re) => keyword_string(f, "regexp", re),
+            Stage::Pattern(p) => keyword_string(f, "pattern", p),
             Stage::Unpack => f.write_str("| unpack"),
             Stage::LabelFilter(lf) => write!(f, "| {lf}"),
-            Stage::LineFormat(t) => {
-                f.write_str("| line_format ")?;
-                write_go_quoted(f, t)
-            }
+            Stage::LineFormat(t) => keyword_string(f, "line_format", t),
             Stage::LabelFormat(fmts) => {
                 f.write_str("| label_format ")?;
                 for (i, l) in fmts.iter().enumerate() {
