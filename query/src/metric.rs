@@ -233,7 +233,9 @@ impl<'a> RangeAccumulator<'a> {
             value = line_len as f64;
         }
         let has_error = labels.iter().any(|l| l.0 == crate::pipeline::ERROR_LABEL);
-        let key = if self.spec.op == RangeOp::AbsentOverTime || (!self.spec.labels_needed && !has_error) || (!self.spec.labels_needed && r.unwrap.is_none()) {
+        // Without needed labels Loki does not parse at all, so there is no error to carry
+        // (the engine only clears `labels_needed` when there is no unwrap).
+        let key = if self.spec.op == RangeOp::AbsentOverTime || !self.spec.labels_needed {
             Labels::default()
         } else if has_error {
             Labels::from_pairs(labels).map_err(|e| QueryError::Internal(e.to_string()))?

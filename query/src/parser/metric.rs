@@ -18,7 +18,7 @@ pub(crate) enum Node {
 }
 
 pub(super) fn expr(i: &str) -> Res<'_, Node> {
-    binary(i, 1)
+    binary(i)
 }
 
 fn peek_binop(i: &str) -> Option<(BinOp, &str)> {
@@ -108,7 +108,7 @@ fn bin_modifiers(i: &str) -> Res<'_, (bool, Option<VectorMatching>)> {
 
 /// Binary operators by precedence climbing with explicit stacks (no recursion per
 /// operator, so `1 ^ 1 ^ ... ^ 1` cannot exhaust the stack).
-fn binary(i: &str, _min_prec: u8) -> Res<'_, Node> {
+fn binary(i: &str) -> Res<'_, Node> {
     struct Pending<'a> {
         op: BinOp,
         return_bool: bool,
