@@ -150,7 +150,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open {}", data_dir.display()))?;
             let engine = Engine::new(store);
             let direction = if forward { Direction::Forward } else { Direction::Backward };
-            let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction, categorize: false }).await?;
+            let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction, interval: 0, categorize: false }).await?;
             print_streams(&streams, direction, output)
         }
     }

@@ -34,6 +34,9 @@ pub struct LogQuery {
     pub end: i64,
     pub limit: usize,
     pub direction: Direction,
+    /// Loki's `interval` (ns, 0 = off): after an entry is returned, entries less than this
+    /// far past it in the query's direction are skipped (across all streams, as Loki does).
+    pub interval: i64,
     /// Loki's `categorize-labels` form: streams keyed by their stream labels only, each
     /// entry with its structured metadata and parsed labels apart.
     pub categorize: bool,
@@ -123,8 +126,12 @@ impl Engine {
         }
         let asc = q.direction == Direction::Forward;
         df = df.sort(vec![col(COL_TS).sort(asc, false), col(COL_STREAM).sort(true, false)])?;
-        df = df.limit(0, Some(q.limit))?;
-        let batches = df.collect().await?;
+        let batches = if q.interval > 0 {
+            // Which entries survive depends on every earlier one: sort all, then thin.
+            thin_by_interval(df.execute_stream().await?, q.interval, asc, q.limit).await?
+        } else {
+            df.limit(0, Some(q.limit))?.collect().await?
+        };
 
         let streams = streams.lock().unwrap();
         let mut out: BTreeMap<Labels, Vec<EntryResult>> = BTreeMap::new();
@@ -183,6 +190,44 @@ impl Engine {
         }
         Ok(out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect())
     }
+}
+
+/// Loki's `interval` rule over a time-ordered stream of batches: keep the first entry,
+/// then each entry at least `interval` past the last one kept, until `limit` are kept.
+async fn thin_by_interval(
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    interval: i64,
+    forward: bool,
+    limit: usize,
+) -> Result<Vec<arrow::record_batch::RecordBatch>, QueryError> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    let mut kept = 0usize;
+    let mut last: Option<i64> = None;
+    while kept < limit {
+        let Some(b) = stream.next().await else { break };
+        let b = b?;
+        let ts = b.column_by_name(COL_TS).ok_or_else(|| QueryError::Internal("no ts column".into()))?.as_primitive::<Int64Type>();
+        let mut keep = arrow::array::BooleanBufferBuilder::new(b.num_rows());
+        for t in ts.values().iter().copied() {
+            // Like Loki, an entry before 1970 never holds back the next one.
+            let take = kept < limit
+                && match last {
+                    None => true,
+                    Some(l) if l < 0 => true,
+                    Some(l) if forward => t >= l.saturating_add(interval),
+                    Some(l) => t <= l.saturating_sub(interval),
+                };
+            keep.append(take);
+            if take {
+                kept += 1;
+                last = Some(t);
+            }
+        }
+        let mask = arrow::array::BooleanArray::new(keep.finish(), None);
+        out.push(arrow::compute::filter_record_batch(&b, &mask)?);
+    }
+    Ok(out)
 }
 
 /// Receives `(ts, line, labels)` of each entry a pipeline lets through.

@@ -58,3 +58,9 @@ impl From<datafusion::error::DataFusionError> for QueryError {
         QueryError::Internal(e.to_string())
     }
 }
+
+impl From<arrow::error::ArrowError> for QueryError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        QueryError::Internal(e.to_string())
+    }
+}

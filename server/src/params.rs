@@ -46,10 +46,15 @@ impl Params {
         self.0.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// `limit`, which must be positive when given (Loki: `limit must be a positive value`).
     pub fn limit(&self, default: usize) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(default),
-            Some(v) => v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit: cannot parse \"{v}\" as a non-negative integer"))),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                Ok(_) => Err(ApiError::bad_request("limit must be a positive value")),
+                Err(_) => Err(ApiError::bad_request(format!("invalid limit: cannot parse \"{v}\" as an integer"))),
+            },
         }
     }
 

@@ -33,6 +33,13 @@ pub async fn query_range(
     let (start, end) = p.range(HOUR_NS)?;
     let limit = p.limit(DEFAULT_LIMIT)?;
     let direction = p.direction()?;
+    let interval = match p.get("interval") {
+        Some(v) => parse_step(v)?,
+        None => 0,
+    };
+    if interval < 0 {
+        return Err(ApiError::bad_request("interval must be >= 0"));
+    }
     let expr = parse(query)?;
     match expr {
         Expr::Log(expr) => {
@@ -47,7 +54,7 @@ pub async fn query_range(
                 .get("x-loki-response-encoding-flags")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
-            let lq = LogQuery { expr, start, end, limit, direction, categorize };
+            let lq = LogQuery { expr, start, end, limit, direction, interval, categorize };
             let streams = state.engine.log_query(&tenant, &lq).await?;
             let data = StreamsData {
                 result_type: "streams",

@@ -116,6 +116,19 @@ async fn push_json_and_protobuf_then_query() {
     let got = streams(&body);
     assert_eq!(got[0].1.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(), ["GET /api/0 200", "GET /api/1 200", "GET /api/2 200"]);
 
+    // `interval`: one entry per 10s at most, across streams, in the query's direction.
+    for (dir, want) in [("forward", ["GET /api/0 200", "GET /api/10 200", "GET /api/20 200"]), ("backward", ["GET /api/49 200", "GET /api/39 200", "GET /api/29 200"])] {
+        let q = [&RANGE[..], &[("query", r#"{service="api", env="prod"}"#), ("limit", "3"), ("direction", dir), ("interval", "10s")]].concat();
+        let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("acme"), &q).await;
+        assert_eq!(st, 200, "{body}");
+        let got = streams(&body);
+        assert_eq!(got[0].1.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(), want, "{dir}");
+    }
+    let q = [&RANGE[..], &[("query", r#"{service=~"api|db", env="prod"}"#), ("limit", "100"), ("direction", "forward"), ("interval", "9.5")]].concat();
+    let (_, body) = get(&s.base, "/loki/api/v1/query_range", Some("acme"), &q).await;
+    let n: usize = streams(&body).iter().map(|s| s.1.len()).sum();
+    assert_eq!(n, 5, "T0, T0+10s, T0+20s, T0+30s, T0+40s: the db entries 7ns later are skipped");
+
     // Structured metadata is returned merged into the stream's labels.
     let (_, body) = get(&s.base, "/loki/api/v1/query_range", Some("acme"), &[&RANGE[..], &[("query", r#"{env="staging"}"#)]].concat()).await;
     assert_eq!(body["data"]["result"][0]["stream"], json!({"env": "staging", "service": "api", "trace_id": "abc"}));
@@ -195,7 +208,9 @@ async fn bad_input_gets_loki_errors_and_nothing_is_lost() {
         ("/loki/api/v1/query_range", &[("query", "{}")], "queries require at least one regexp or equality matcher"),
         ("/loki/api/v1/query_range", &[("query", r#"{a=~".*"}"#)], "empty-compatible value"),
         ("/loki/api/v1/query_range", &[("query", r#"{a="b"} |~ "(x""#)], "error parsing regexp"),
-        ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("limit", "-1")], "invalid limit"),
+        ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("limit", "-1")], "limit must be a positive value"),
+        ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("limit", "ten")], "invalid limit"),
+        ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("interval", "-1s")], "interval must be >= 0"),
         ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("limit", "5001")], "max entries limit per query exceeded"),
         ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("direction", "sideways")], "invalid direction"),
         ("/loki/api/v1/query_range", &[("query", r#"{a="b"}"#), ("start", "2"), ("end", "1")], "end timestamp must not be before"),
