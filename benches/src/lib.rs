@@ -1,4 +1,8 @@
-//! Shared pieces of silt's benchmarks: a deterministic generator of realistic log pushes.
+//! silt's benchmarks: the criterion micro-benchmarks' shared generator (below), and the
+//! end-to-end load benchmark run by `silt bench` ([`e2e`], over the [`dataset`]).
+
+pub mod dataset;
+pub mod e2e;
 
 use silt_storage::{Labels, PushEntry, PushRequest, PushStream};
 

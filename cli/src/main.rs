@@ -75,6 +75,51 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Output::Default)]
         output: Output,
     },
+    /// The end-to-end load benchmark: generate a realistic dataset, run `silt serve` on a
+    /// fresh directory, push the data over HTTP, flush, then time a query mix cold and warm.
+    ///
+    /// Build with `--release` for meaningful numbers. Dropping the page cache before the
+    /// cold runs needs root (Linux); otherwise the report says it was not dropped.
+    ///
+    /// Examples:
+    ///   cargo run --release -- bench
+    ///   silt bench --lines 10000000 --clients 8 --format protobuf --out bench.json
+    #[command(verbatim_doc_comment)]
+    Bench {
+        /// Lines to generate.
+        #[arg(long, default_value_t = 2_000_000)]
+        lines: u64,
+        /// Hours the lines are spread over (ending now).
+        #[arg(long, default_value_t = 6.0)]
+        hours: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Concurrent pushing clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Push body format; `both` ingests twice (protobuf, then JSON) and queries the JSON copy.
+        #[arg(long, value_enum, default_value_t = BenchFormat::Both)]
+        format: BenchFormat,
+        /// Warm runs per query; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        warm_runs: usize,
+        /// Working directory [default: a new temporary directory, removed afterwards].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Do not try to drop the page cache before cold runs.
+        #[arg(long)]
+        keep_page_cache: bool,
+        /// Also write the report as JSON here.
+        #[arg(long, default_value = "silt-bench.json")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchFormat {
+    Json,
+    Protobuf,
+    Both,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -152,6 +197,32 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             let direction = if forward { Direction::Forward } else { Direction::Backward };
             let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction, interval: 0, categorize: false }).await?;
             print_streams(&streams, direction, output)
+        }
+        Cmd::Bench { lines, hours, seed, clients, format, warm_runs, dir, keep_page_cache, out } => {
+            use silt_benches::e2e::{self, Format};
+            if !(hours > 0.0 && hours.is_finite()) {
+                bail!("--hours must be a positive number");
+            }
+            let temp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    temp = tempfile::Builder::new().prefix("silt-bench-").tempdir()?;
+                    temp.path().to_path_buf()
+                }
+            };
+            let formats = match format {
+                BenchFormat::Json => vec![Format::Json],
+                BenchFormat::Protobuf => vec![Format::Protobuf],
+                BenchFormat::Both => vec![Format::Protobuf, Format::Json],
+            };
+            let silt = std::env::current_exe().context("cannot find the silt binary")?;
+            let opts = e2e::Options { silt, lines, hours, seed, clients, formats, warm_runs, dir, drop_caches: !keep_page_cache };
+            let report = e2e::run(&opts).await?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", out.display()))?;
+            print!("{}", e2e::table(&report));
+            println!("\nJSON report: {}", out.display());
+            Ok(())
         }
     }
 }

@@ -320,7 +320,7 @@ impl Engine {
         labels_needed: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<crate::metric::Value, QueryError>> + Send + 'a>> {
         use crate::ast::MetricExpr as M;
-        use crate::metric::{RangeAccumulator, RangeSpec, Value};
+        use crate::metric::{RangeSpec, Value};
         Box::pin(async move {
             Ok(match expr {
                 M::Literal(v) => Value::Scalar(*v),
@@ -329,23 +329,22 @@ impl Engine {
                     s.insert(Labels::default(), vec![Some(*v); steps.n]);
                     Value::Vector(s)
                 }
-                M::RangeAgg { op, param, range, grouping } => {
-                    let mut acc = RangeAccumulator::new(
-                        RangeSpec { range, op: *op, param: *param, grouping: grouping.as_ref(), labels_needed },
-                        steps.clone(),
-                    );
-                    let from = steps.start - range.offset - range.range;
-                    let to = steps.at(steps.n - 1) - range.offset + 1;
-                    self.for_each_entry(tenant, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
-                    Value::Vector(acc.finish()?)
-                }
+                M::RangeAgg { op, param, range, grouping } => self.range_agg(tenant, steps, RangeSpec { range, op: *op, param: *param, grouping: grouping.as_ref(), labels_needed, merge: None }).await?,
                 M::VectorAgg { op, param, inner, grouping } => {
                     // Loki's parsers skip parsing when nothing above needs labels.
                     let needed = !(*op == crate::ast::VectorOp::Sum
                         && grouping.is_none()
                         && matches!(inner.as_ref(), M::RangeAgg { range, .. } if range.unwrap.is_none()
                             && !range.log.pipeline.iter().any(|s| matches!(s, Stage::LabelFilter(_)))));
-                    match self.eval(tenant, inner, steps, needed).await? {
+                    let set = match inner.as_ref() {
+                        // Merge samples into the groups while reading when that is exact.
+                        M::RangeAgg { op: rop, param: rparam, range, grouping: rgrouping } if crate::metric::merges_samples(*op, *rop) => {
+                            let spec = RangeSpec { range, op: *rop, param: *rparam, grouping: rgrouping.as_ref(), labels_needed: needed, merge: Some(grouping.as_ref()) };
+                            self.range_agg(tenant, steps, spec).await?
+                        }
+                        _ => self.eval(tenant, inner, steps, needed).await?,
+                    };
+                    match set {
                         Value::Vector(set) => Value::Vector(crate::metric::vector_agg(*op, *param, grouping.as_ref(), set, steps.n)),
                         Value::Scalar(_) => return Err(QueryError::BadRequest(format!("expected a vector for {}", op.as_str()))),
                     }
@@ -368,6 +367,19 @@ impl Engine {
                 },
             })
         })
+    }
+}
+
+impl Engine {
+    /// Evaluates one range aggregation: one pass over its log query, samples added to the
+    /// windows they fall in.
+    async fn range_agg(&self, tenant: &TenantId, steps: &crate::metric::Steps, spec: crate::metric::RangeSpec<'_>) -> Result<crate::metric::Value, QueryError> {
+        let range = spec.range;
+        let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone());
+        let from = steps.start - range.offset - range.range;
+        let to = steps.at(steps.n - 1) - range.offset + 1;
+        self.for_each_entry(tenant, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
+        Ok(crate::metric::Value::Vector(acc.finish()?))
     }
 }
 

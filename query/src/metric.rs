@@ -1,7 +1,8 @@
 //! Metric queries. Samples stream out of the same scan and pipeline as log queries, batch
 //! by batch, into per-series, per-step accumulators (count, sum, min, max, Welford mean and
 //! variance, first, last): memory grows with series x steps, not with lines. Only
-//! `quantile_over_time` and `rate_counter` keep the values of a window.
+//! `quantile_over_time` and `rate_counter` need the values themselves: each sample is kept
+//! once per series (not once per window it falls in), as Loki keeps a window's samples.
 //!
 //! Windows are Loki's: the value at step `t` covers `(t - offset - range, t - offset]`.
 
@@ -67,11 +68,10 @@ pub(crate) struct Acc {
     m2: f64,
     first: (i64, f64),
     last: (i64, f64),
-    values: Vec<(i64, f64)>,
 }
 
 impl Acc {
-    fn add(&mut self, ts: i64, v: f64, keep_values: bool) {
+    fn add(&mut self, ts: i64, v: f64) {
         if self.n == 0 {
             self.min = v;
             self.max = v;
@@ -96,12 +96,11 @@ impl Acc {
         let d = v - self.mean;
         self.mean += d / self.n as f64;
         self.m2 += d * (v - self.mean);
-        if keep_values {
-            self.values.push((ts, v));
-        }
     }
 
-    fn finish(&mut self, op: RangeOp, param: Option<f64>, range_s: f64, unwrapped: bool) -> f64 {
+    /// The value of the window. `window` holds its samples in time order, for the two
+    /// functions that need them (quantile_over_time, rate_counter); else it may be empty.
+    fn finish(&self, op: RangeOp, param: Option<f64>, range_s: f64, unwrapped: bool, window: &[(i64, f64)]) -> f64 {
         use RangeOp::*;
         let var = self.m2 / self.n as f64;
         match op {
@@ -118,13 +117,10 @@ impl Acc {
             FirstOverTime => self.first.1,
             LastOverTime => self.last.1,
             QuantileOverTime => {
-                let mut v: Vec<f64> = self.values.iter().map(|x| x.1).collect();
+                let mut v: Vec<f64> = window.iter().map(|x| x.1).collect();
                 quantile(param.unwrap_or(0.5), &mut v)
             }
-            RateCounter => {
-                self.values.sort_by_key(|x| x.0);
-                rate_counter(&self.values, range_s)
-            }
+            RateCounter => rate_counter(window, range_s),
             AbsentOverTime => 1.0,
         }
     }
@@ -184,13 +180,56 @@ pub(crate) struct RangeSpec<'a> {
     /// Loki's parsers skip parsing when no label is needed (a bare `sum(...)` above, no
     /// label filter, no unwrap): such queries never see parse errors.
     pub labels_needed: bool,
+    /// The grouping of an enclosing `sum`/`min`/`max` that may be applied sample by sample
+    /// (see [`merge_grouping`]): series are merged as they are read, so a high-cardinality
+    /// inner series set (every line its own series after `| json`) is never held.
+    pub merge: Option<Option<&'a Grouping>>,
+}
+
+/// Whether `op by (g) (range_op(...))` equals `range_op` over the samples regrouped by `g`:
+/// true for sums of additive range functions and for min/max of min/max. Then the
+/// vector aggregation's grouping can be pushed into the range accumulator.
+pub(crate) fn merges_samples(vector: VectorOp, range: RangeOp) -> bool {
+    use RangeOp::*;
+    match vector {
+        VectorOp::Sum => matches!(range, CountOverTime | Rate | BytesOverTime | BytesRate | SumOverTime),
+        VectorOp::Max => range == MaxOverTime,
+        VectorOp::Min => range == MinOverTime,
+        _ => false,
+    }
+}
+
+/// The windows of one series: accumulators for the steps from `first` on, only as many as
+/// its samples reach (a short-lived series costs its range, not the whole query).
+#[derive(Debug, Default)]
+struct SeriesWindows {
+    first: usize,
+    accs: Vec<Acc>,
+    /// Every sample `(ts, value)`, only for the functions that need values.
+    samples: Vec<(i64, f64)>,
+}
+
+impl SeriesWindows {
+    fn slot(&mut self, k: usize) -> &mut Acc {
+        if self.accs.is_empty() {
+            self.first = k;
+        } else if k < self.first {
+            self.accs.splice(0..0, std::iter::repeat_with(Acc::default).take(self.first - k));
+            self.first = k;
+        }
+        let i = k - self.first;
+        if i >= self.accs.len() {
+            self.accs.resize_with(i + 1, Acc::default);
+        }
+        &mut self.accs[i]
+    }
 }
 
 /// Accumulates samples of one range aggregation.
 pub(crate) struct RangeAccumulator<'a> {
     spec: RangeSpec<'a>,
     steps: Steps,
-    series: BTreeMap<Labels, Vec<Acc>>,
+    series: BTreeMap<Labels, SeriesWindows>,
     any: Vec<bool>,
 }
 
@@ -252,13 +291,19 @@ impl<'a> RangeAccumulator<'a> {
                 Some(g) => pairs.filter(|(n, _)| !g.labels.contains(n)).collect(),
                 None => pairs.collect(),
             };
-            Labels::from_pairs(pairs).map_err(|e| QueryError::Internal(e.to_string()))?
+            let series = Labels::from_pairs(pairs).map_err(|e| QueryError::Internal(e.to_string()))?;
+            match self.spec.merge {
+                Some(g) => group_key(&series, g),
+                None => series,
+            }
         };
         let keep_values = matches!(self.spec.op, RangeOp::QuantileOverTime | RangeOp::RateCounter);
-        let n = self.steps.n;
-        let accs = self.series.entry(key).or_insert_with(|| vec![Acc::default(); n]);
+        let windows = self.series.entry(key).or_default();
+        if keep_values {
+            windows.samples.push((ts, value));
+        }
         for k in covering {
-            accs[k].add(ts, value, keep_values);
+            windows.slot(k).add(ts, value);
             self.any[k] = true;
         }
         Ok(())
@@ -277,14 +322,24 @@ impl<'a> RangeAccumulator<'a> {
             return Ok(out);
         }
         let mut out = SeriesSet::new();
-        for (labels, mut accs) in self.series {
+        for (labels, mut windows) in self.series {
             if let Some(err) = labels.get(crate::pipeline::ERROR_LABEL) {
                 return Err(QueryError::BadRequest(pipeline_error(err, &labels)));
             }
-            let vals = accs
-                .iter_mut()
-                .map(|a| (a.n > 0).then(|| a.finish(self.spec.op, self.spec.param, range_s, r.unwrap.is_some())))
-                .collect();
+            // Stable: samples with equal timestamps keep their arrival order.
+            windows.samples.sort_by_key(|x| x.0);
+            let mut vals = vec![None; self.steps.n];
+            for (i, a) in windows.accs.iter().enumerate() {
+                if a.n > 0 {
+                    let k = windows.first + i;
+                    // The window at step t: (t - offset - range, t - offset].
+                    let hi = self.steps.at(k) - r.offset;
+                    let lo = hi - r.range;
+                    let from = windows.samples.partition_point(|x| x.0 <= lo);
+                    let to = windows.samples.partition_point(|x| x.0 <= hi);
+                    vals[k] = Some(a.finish(self.spec.op, self.spec.param, range_s, r.unwrap.is_some(), &windows.samples[from..to]));
+                }
+            }
             out.insert(labels, vals);
         }
         Ok(out)
@@ -377,7 +432,7 @@ pub(crate) fn vector_agg(op: VectorOp, param: Option<i64>, grouping: Option<&Gro
                 let accs = groups.entry(group_key(l, grouping)).or_insert_with(|| vec![Acc::default(); n]);
                 for (k, v) in vals.iter().enumerate() {
                     if let Some(v) = v {
-                        accs[k].add(0, *v, false);
+                        accs[k].add(0, *v);
                     }
                 }
             }
@@ -596,19 +651,64 @@ mod tests {
     #[test]
     fn range_functions() {
         let mut a = Acc::default();
-        for (t, v) in [(1, 4.0), (2, 1.0), (3, 7.0), (4, 2.0)] {
-            a.add(t, v, true);
+        let samples = [(1, 4.0), (2, 1.0), (3, 7.0), (4, 2.0)];
+        for (t, v) in samples {
+            a.add(t, v);
         }
-        assert_eq!(a.finish(RangeOp::SumOverTime, None, 60.0, true), 14.0);
-        assert_eq!(a.finish(RangeOp::AvgOverTime, None, 60.0, true), 3.5);
-        assert_eq!(a.finish(RangeOp::MinOverTime, None, 60.0, true), 1.0);
-        assert_eq!(a.finish(RangeOp::FirstOverTime, None, 60.0, true), 4.0);
-        assert_eq!(a.finish(RangeOp::LastOverTime, None, 60.0, true), 2.0);
-        assert_eq!(a.finish(RangeOp::StdvarOverTime, None, 60.0, true), 5.25, "population variance");
-        assert_eq!(a.finish(RangeOp::Rate, None, 2.0, false), 2.0, "count / range seconds");
-        assert_eq!(a.finish(RangeOp::Rate, None, 2.0, true), 7.0, "with unwrap: sum / range seconds");
-        assert_eq!(a.finish(RangeOp::QuantileOverTime, Some(0.5), 60.0, true), 3.0);
+        let f = |op, param, range_s, unwrapped| a.finish(op, param, range_s, unwrapped, &samples);
+        assert_eq!(f(RangeOp::SumOverTime, None, 60.0, true), 14.0);
+        assert_eq!(f(RangeOp::AvgOverTime, None, 60.0, true), 3.5);
+        assert_eq!(f(RangeOp::MinOverTime, None, 60.0, true), 1.0);
+        assert_eq!(f(RangeOp::FirstOverTime, None, 60.0, true), 4.0);
+        assert_eq!(f(RangeOp::LastOverTime, None, 60.0, true), 2.0);
+        assert_eq!(f(RangeOp::StdvarOverTime, None, 60.0, true), 5.25, "population variance");
+        assert_eq!(f(RangeOp::Rate, None, 2.0, false), 2.0, "count / range seconds");
+        assert_eq!(f(RangeOp::Rate, None, 2.0, true), 7.0, "with unwrap: sum / range seconds");
+        assert_eq!(f(RangeOp::QuantileOverTime, Some(0.5), 60.0, true), 3.0);
         assert_eq!(quantile(1.5, &mut [1.0]), f64::INFINITY);
+    }
+
+    /// Merging samples into the enclosing `sum by`/`max by` groups while reading gives the
+    /// same answer as keeping every series and aggregating afterwards.
+    #[test]
+    fn merged_grouping_equals_aggregating_afterwards() {
+        for q in [
+            r#"sum by (path) (rate({a="b"} | json [1m]))"#,
+            r#"sum without (id) (bytes_over_time({a="b"} | json [1m]))"#,
+            r#"sum(count_over_time({a="b"} | json [1m]))"#,
+            r#"max by (path) (max_over_time({a="b"} | json | unwrap v [1m]))"#,
+        ] {
+            let crate::ast::Expr::Metric(crate::ast::MetricExpr::VectorAgg { op, param, inner, grouping }) = crate::parse(q).unwrap() else { panic!("{q}") };
+            let crate::ast::MetricExpr::RangeAgg { op: rop, param: rparam, range, grouping: rg } = inner.as_ref() else { panic!("{q}") };
+            assert!(merges_samples(op, *rop), "{q}");
+            let steps = Steps::new(60 * S, 600 * S, 15 * S);
+            let run = |merge| {
+                let spec = RangeSpec { range, op: *rop, param: *rparam, grouping: rg.as_ref(), labels_needed: true, merge };
+                let mut acc = RangeAccumulator::new(spec, steps.clone());
+                let mut rng = 7u64;
+                for i in 0..500i64 {
+                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let labels = vec![
+                        ("a".to_string(), "b".to_string()),
+                        ("id".to_string(), i.to_string()),
+                        ("path".to_string(), ["/x", "/y", "/z"][(rng >> 33) as usize % 3].to_string()),
+                        ("v".to_string(), ((rng >> 40) % 1000).to_string()),
+                    ];
+                    acc.add(((rng >> 20) % 600) as i64 * S, (rng % 300) as usize, labels).unwrap();
+                }
+                vector_agg(op, param, grouping.as_ref(), acc.finish().unwrap(), steps.n)
+            };
+            let (plain, merged) = (run(None), run(Some(grouping.as_ref())));
+            assert_eq!(plain.keys().collect::<Vec<_>>(), merged.keys().collect::<Vec<_>>(), "{q}");
+            for (l, vals) in &plain {
+                for (a, b) in vals.iter().zip(&merged[l]) {
+                    match (a, b) {
+                        (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{q} {l}: {a} != {b}"),
+                        _ => assert_eq!(a, b, "{q} {l}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

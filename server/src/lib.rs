@@ -5,13 +5,13 @@
 //! POST /loki/api/v1/push          push::push          -> Store::push (WAL, head)
 //! GET  /loki/api/v1/query_range   query_api           -> silt_query::Engine
 //! GET  /loki/api/v1/labels, /label/{name}/values, /series  -> Store label index
-//! GET  /ready
+//! GET  /ready, POST /flush
 //! ```
 
 pub mod config;
 mod error;
 pub mod params;
-mod proto;
+pub mod proto;
 pub mod push;
 mod query_api;
 
@@ -65,9 +65,17 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/series", get(query_api::series).post(query_api::series))
         .route("/loki/api/v1/index/stats", get(query_api::index_stats).post(query_api::index_stats))
         .route("/loki/api/v1/index/volume", get(query_api::index_volume).post(query_api::index_volume))
+        .route("/flush", get(flush).post(flush))
         .route("/ready", get(|| async { "ready\n" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Loki's `/flush`: writes every head to chunks now (Loki flushes its ingesters' chunks).
+/// Answers once the chunks and manifests are durable.
+async fn flush(axum::extract::State(state): axum::extract::State<AppState>) -> Result<axum::http::StatusCode, ApiError> {
+    state.store.flush().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// A running server: its address, and a handle to stop it gracefully.
