@@ -2,6 +2,7 @@
 //! (killed with SIGKILL where the test is about crashes), `silt query` on its data
 //! directory, and the conformance kit.
 
+mod bench;
 mod cli_query;
 mod conformance;
 mod crash;
