@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use silt_benches::{push_request, Rng};
 use silt_query::ast::Expr;
 use silt_query::Engine;
-use silt_storage::{Store, StoreConfig, TenantId};
+use silt_storage::{IngestLimits, Store, StoreConfig, TenantId};
 use tokio::runtime::Runtime;
 
 const T0: i64 = 1_768_518_000_000_000_000;
@@ -31,7 +31,7 @@ fn metric(c: &mut Criterion) {
     rt.block_on(async {
         for round in 0..lines.div_ceil(per_push) {
             let req = push_request(&mut rng, 30, 1000, T0 + round as i64 * 1000 * 1_000_000_000);
-            store.push(&tenant, req).await.unwrap();
+            store.push(&tenant, req, &IngestLimits::unlimited()).await.unwrap();
             if store.flush_due() {
                 store.flush().await.unwrap();
             }

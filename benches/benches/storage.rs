@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use silt_benches::{push_request, raw_bytes, Rng};
-use silt_storage::{Store, StoreConfig, TenantId};
+use silt_storage::{IngestLimits, Store, StoreConfig, TenantId};
 use tokio::runtime::Runtime;
 
 const T0: i64 = 1_768_518_000_000_000_000;
@@ -57,7 +57,7 @@ fn push(c: &mut Criterion) {
                             .into_iter()
                             .map(|r| {
                                 let (s, t) = (s.clone(), tenant.clone());
-                                tokio::spawn(async move { s.push(&t, r).await.unwrap() })
+                                tokio::spawn(async move { s.push(&t, r, &IngestLimits::unlimited()).await.unwrap() })
                             })
                             .collect();
                         for t in tasks {
@@ -90,7 +90,7 @@ fn flush(c: &mut Criterion) {
                 let s = store(dir.path(), false);
                 rt.block_on(async {
                     for r in reqs.iter() {
-                        s.push(&tenant, r.clone()).await.unwrap();
+                        s.push(&tenant, r.clone(), &IngestLimits::unlimited()).await.unwrap();
                     }
                 });
                 (dir, s)

@@ -171,7 +171,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 Some(p) => FileConfig::load(&p)?,
                 None => FileConfig::default(),
             };
-            let cfg = ServerConfig::resolve(file, data_dir, listen);
+            let cfg = ServerConfig::resolve(file, data_dir, listen)?;
             let server = Server::start(cfg).await?;
             server.run_until(shutdown_signal()).await
         }

@@ -11,21 +11,26 @@
 //! flush_max_age = "10m"         # ...or when their oldest entry is this old
 //! out_of_order_window = "1h"    # accept entries this far behind a stream's newest
 //!
-//! [limits]
+//! [limits]                      # every tenant; Loki's limits_config names (README)
 //! max_entries_limit_per_query = 5000
-//! max_query_series = 500
-//! max_label_names_per_series = 15
-//! max_label_name_length = 1024
-//! max_label_value_length = 2048
+//! ingestion_rate_mb = 4
+//!
+//! [overrides.acme]               # any [limits] key, for one tenant
+//! ingestion_rate_mb = 16
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer};
-use silt_query::duration::parse_duration;
 use silt_query::format::parse_bytes;
-use silt_storage::{LabelLimits, StoreConfig};
+use silt_storage::StoreConfig;
+
+use crate::auth::{Auth, AuthSection};
+use crate::limits::{de_duration, TenantLimits};
 
 pub const DEFAULT_DATA_DIR: &str = "./silt-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
@@ -35,10 +40,22 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
+    /// Require `X-Scope-OrgID` (or a token), as Loki's `auth_enabled`. Off by default.
+    #[serde(default)]
+    pub auth_enabled: bool,
+    /// Accept `a|b` tenant lists on reads (Loki's `querier.multi_tenant_queries_enabled`).
+    #[serde(default)]
+    pub multi_tenant_queries_enabled: bool,
+    #[serde(default)]
+    pub auth: AuthSection,
     #[serde(default)]
     pub storage: StorageSection,
+    /// Limits for every tenant (see [`crate::limits::LimitsSection`] for the keys).
     #[serde(default)]
-    pub limits: LimitsSection,
+    pub limits: toml::Table,
+    /// `[overrides.<tenant>]`: any `[limits]` key, for one tenant.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,35 +82,15 @@ impl Default for StorageSection {
     }
 }
 
-/// Per-tenant limits (Loki's `limits_config` names); one set for all tenants for now.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsSection {
-    pub max_entries_limit_per_query: usize,
-    /// Most series a metric query may return (Loki's `max_query_series`).
-    pub max_query_series: usize,
-    pub max_label_names_per_series: usize,
-    pub max_label_name_length: usize,
-    pub max_label_value_length: usize,
-}
-
-impl Default for LimitsSection {
-    fn default() -> Self {
-        let l = LabelLimits::default();
-        LimitsSection {
-            max_entries_limit_per_query: 5000,
-            max_query_series: 500,
-            max_label_names_per_series: l.max_names,
-            max_label_name_length: l.max_name_len,
-            max_label_value_length: l.max_value_len,
-        }
-    }
-}
-
 impl FileConfig {
+    /// Reads and checks a config file (also the limits, so that a bad key is reported at
+    /// startup with the file's name).
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))
+        let file: FileConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))?;
+        TenantLimits::from_tables(&file.limits, &file.overrides).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        Auth::new(file.auth_enabled, file.multi_tenant_queries_enabled, &file.auth).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        Ok(file)
     }
 }
 
@@ -102,32 +99,22 @@ impl FileConfig {
 pub struct ServerConfig {
     pub listen: String,
     pub store: StoreConfig,
-    pub limits: LimitsSection,
+    pub limits: TenantLimits,
+    pub auth: Arc<Auth>,
 }
 
 impl ServerConfig {
     /// Resolves a file config with optional overrides (from flags or the environment).
-    pub fn resolve(file: FileConfig, data_dir: Option<PathBuf>, listen: Option<String>) -> ServerConfig {
+    pub fn resolve(file: FileConfig, data_dir: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<ServerConfig> {
         let data_dir = data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let mut store = StoreConfig::new(data_dir);
         store.wal_sync = file.storage.wal_sync;
         store.flush_max_bytes = usize::try_from(file.storage.flush_max_bytes).unwrap_or(usize::MAX);
         store.flush_max_age = file.storage.flush_max_age;
         store.out_of_order_window = file.storage.out_of_order_window;
-        store.label_limits = LabelLimits {
-            max_names: file.limits.max_label_names_per_series,
-            max_name_len: file.limits.max_label_name_length,
-            max_value_len: file.limits.max_label_value_length,
-        };
-        ServerConfig { listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()), store, limits: file.limits }
-    }
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    match parse_duration(&s) {
-        Some(ns) if ns >= 0 => Ok(Duration::from_nanos(ns as u64)),
-        _ => Err(serde::de::Error::custom(format!("invalid duration {s:?} (examples: 30s, 10m, 1h)"))),
+        let limits = TenantLimits::from_tables(&file.limits, &file.overrides)?;
+        let auth = Arc::new(Auth::new(file.auth_enabled, file.multi_tenant_queries_enabled, &file.auth)?);
+        Ok(ServerConfig { listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()), store, limits, auth })
     }
 }
 
@@ -154,11 +141,11 @@ mod tests {
             "data_dir = \"/x\"\n[storage]\nflush_max_bytes = \"32MiB\"\nflush_max_age = \"5m\"\n[limits]\nmax_entries_limit_per_query = 10\n",
         )
         .unwrap();
-        let r = ServerConfig::resolve(c, None, Some("0.0.0.0:1".into()));
+        let r = ServerConfig::resolve(c, None, Some("0.0.0.0:1".into())).unwrap();
         assert_eq!(r.store.flush_max_bytes, 32 << 20);
         assert_eq!(r.store.flush_max_age, Duration::from_secs(300));
         assert_eq!(r.listen, "0.0.0.0:1");
-        assert_eq!(r.limits.max_entries_limit_per_query, 10);
+        assert_eq!(r.limits.defaults().max_entries_limit_per_query, 10);
         let e = toml::from_str::<FileConfig>("[storage]\nwal_fsync = true\n").unwrap_err().to_string();
         assert!(e.contains("wal_fsync"), "{e}");
     }

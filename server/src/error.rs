@@ -1,5 +1,7 @@
 //! HTTP errors as Loki sends them: a plain-text message and a status. Client mistakes go
-//! back verbatim (400); internal faults are logged and answered with 500.
+//! back verbatim (400); internal faults are logged and answered with 500. Loki writes
+//! query errors bare (`WriteError`) and push and auth errors with Go's `http.Error`, which
+//! adds a newline; [`ApiError::http_error`] marks the latter.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,14 +12,24 @@ use silt_storage::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Written like Go's `http.Error`: the message and a newline.
+    pub newline: bool,
 }
 
 impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), newline: false }
+    }
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+    /// An error Loki writes with Go's `http.Error` (push, auth).
+    pub fn http_error(mut self) -> Self {
+        self.newline = true;
+        self
     }
 }
 
@@ -26,8 +38,8 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "request failed");
         }
-        // Like Go's http.Error, which Loki uses: the message and a newline.
-        (self.status, [("content-type", "text/plain; charset=utf-8")], format!("{}\n", self.message)).into_response()
+        let body = if self.newline { format!("{}\n", self.message) } else { self.message };
+        (self.status, [("content-type", "text/plain; charset=utf-8"), ("x-content-type-options", "nosniff")], body).into_response()
     }
 }
 

@@ -8,8 +8,12 @@
 //! GET  /ready, POST /flush
 //! ```
 
+pub mod auth;
 pub mod config;
+pub mod discover;
 mod error;
+pub mod limits;
+pub mod metrics;
 pub mod params;
 pub mod proto;
 pub mod push;
@@ -21,15 +25,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::Router;
 use silt_query::Engine;
-use silt_storage::{Store, TenantId};
+use silt_storage::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{FileConfig, LimitsSection, ServerConfig};
+pub use config::{FileConfig, ServerConfig};
+pub use auth::Auth;
+pub use limits::{Limits, TenantLimits};
 pub use error::ApiError;
 
 /// Largest accepted request body (before decompression).
@@ -39,18 +44,9 @@ pub const MAX_BODY_BYTES: usize = 64 << 20;
 pub struct AppState {
     pub store: Store,
     pub engine: Engine,
-    pub limits: Arc<LimitsSection>,
-}
-
-/// The tenant of a request: `X-Scope-OrgID`, or Loki's `fake` when absent (auth disabled).
-pub fn tenant_from(headers: &HeaderMap) -> Result<TenantId, ApiError> {
-    match headers.get("x-scope-orgid") {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => {
-            let s = v.to_str().map_err(|_| ApiError::bad_request("invalid X-Scope-OrgID header"))?;
-            s.trim().parse().map_err(|e: silt_storage::StoreError| ApiError::bad_request(e.to_string()))
-        }
-    }
+    pub limits: Arc<TenantLimits>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -67,13 +63,16 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/index/volume", get(query_api::index_volume).post(query_api::index_volume))
         .route("/flush", get(flush).post(flush))
         .route("/ready", get(|| async { "ready\n" }))
+        .route("/metrics", get(metrics::serve))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
 /// Loki's `/flush`: writes every head to chunks now (Loki flushes its ingesters' chunks).
 /// Answers once the chunks and manifests are durable.
-async fn flush(axum::extract::State(state): axum::extract::State<AppState>) -> Result<axum::http::StatusCode, ApiError> {
+async fn flush(axum::extract::State(state): axum::extract::State<AppState>, headers: axum::http::HeaderMap) -> Result<axum::http::StatusCode, ApiError> {
+    state.auth.tenant(&headers, auth::Access::Admin)?;
     state.store.flush().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -96,7 +95,7 @@ impl Server {
         let store = tokio::task::spawn_blocking(move || Store::open(store_cfg)).await??;
         let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState { store: store.clone(), engine: Engine::new(store.clone()), limits: Arc::new(cfg.limits.clone()) };
+        let state = AppState { store: store.clone(), engine: Engine::new(store.clone()), limits: Arc::new(cfg.limits.clone()), auth: cfg.auth.clone(), metrics: Arc::default() };
         let (stop, mut stopped) = watch::channel(false);
 
         let flusher = {

@@ -11,25 +11,40 @@ use serde::Deserialize;
 use silt_storage::{Labels, PushEntry, PushRequest, PushStream};
 
 use crate::error::ApiError;
-use crate::{tenant_from, AppState};
+use crate::auth::Access;
+use crate::AppState;
 
 /// A decompressed push body may be at most this large (gzip/snappy bomb protection).
 pub const MAX_DECODED_BYTES: usize = 256 << 20;
 
 pub async fn push(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
-    let tenant = tenant_from(&headers)?;
-    let req = decode(&headers, &body)?;
+    push_inner(state, headers, body).await.map_err(ApiError::http_error)
+}
+
+async fn push_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+    let tenant = state.auth.tenant(&headers, Access::Write)?;
+    let mut req = decode(&headers, &body)?;
     if req.streams.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let outcome = state.store.push(&tenant, req).await?;
-    if outcome.rejected > 0 {
-        let total = outcome.accepted + outcome.rejected;
-        return Err(ApiError::bad_request(format!(
-            "{}\nuser '{tenant}', total ignored: {} out of {total}",
-            outcome.errors.join("\n"),
-            outcome.rejected
-        )));
+    let limits = state.limits.get(&tenant);
+    crate::discover::apply(&mut req, limits);
+    let lines = req.entry_count() as u64;
+    let bytes: u64 = req.streams.iter().flat_map(|s| &s.entries).map(|e| silt_storage::ingest::entry_cost(&e.line, &e.metadata)).sum();
+    let outcome = state.store.push(&tenant, req, &limits.ingest).await?;
+    state.metrics.observe_push(tenant.as_str(), lines, bytes, &outcome);
+    answer(&outcome)
+}
+
+/// Loki's answer to a push: a refusal (rate or stream limit: 429; too far behind: 400)
+/// decides it, else validation failures (400; the valid part is stored), else 204.
+pub fn answer(outcome: &silt_storage::PushOutcome) -> Result<StatusCode, ApiError> {
+    if let Some(r) = &outcome.refused {
+        let status = if r.kind.is_rate_limit() { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::BAD_REQUEST };
+        return Err(ApiError::new(status, r.message.clone()));
+    }
+    if let Some(m) = outcome.invalid_message() {
+        return Err(ApiError::bad_request(m));
     }
     Ok(StatusCode::NO_CONTENT)
 }

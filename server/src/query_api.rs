@@ -14,7 +14,8 @@ use silt_storage::Labels;
 
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::{tenant_from, AppState};
+use crate::auth::Access;
+use crate::AppState;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 /// Loki's default `limit` for log queries.
@@ -27,7 +28,7 @@ pub async fn query_range(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_from(&headers)?;
+    let tenant = state.auth.tenant(&headers, Access::Read)?;
     let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
     let query = p.get("query").unwrap_or("");
     let (start, end) = p.range(HOUR_NS)?;
@@ -43,7 +44,7 @@ pub async fn query_range(
     let expr = parse(query)?;
     match expr {
         Expr::Log(expr) => {
-            let max = state.limits.max_entries_limit_per_query;
+            let max = state.limits.get(&tenant).max_entries_limit_per_query;
             if max > 0 && limit > max {
                 return Err(ApiError::bad_request(format!(
                     "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
@@ -82,7 +83,7 @@ pub async fn query_range(
             let start = start - start.rem_euclid(step);
             let end = if end.rem_euclid(step) == 0 { end } else { end - end.rem_euclid(step) + step };
             let r = state.engine.metric_query(&tenant, &m, start, end, step).await?;
-            check_series_limit(&r, state.limits.max_query_series)?;
+            check_series_limit(&r, state.limits.get(&tenant).max_query_series)?;
             Ok(metric_json(r))
         }
     }
@@ -159,7 +160,7 @@ pub async fn query_instant(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_from(&headers)?;
+    let tenant = state.auth.tenant(&headers, Access::Read)?;
     let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
     let time = match p.get("time") {
         Some(v) => crate::params::parse_time(v).ok_or_else(|| ApiError::bad_request(format!("invalid time: cannot parse \"{v}\" to a valid timestamp")))?,
@@ -171,7 +172,7 @@ pub async fn query_instant(
         )),
         Expr::Metric(m) => {
             let r = state.engine.metric_query(&tenant, &m, time, time, 0).await?;
-            check_series_limit(&r, state.limits.max_query_series)?;
+            check_series_limit(&r, state.limits.get(&tenant).max_query_series)?;
             Ok(metric_json(r))
         }
     }
@@ -188,8 +189,8 @@ struct MetadataRequest {
 }
 
 impl MetadataRequest {
-    fn parse(method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
-        let tenant = tenant_from(headers)?;
+    fn parse(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
+        let tenant = state.auth.tenant(headers, Access::Read)?;
         let params = Params::from_request(method, q, headers, body)?;
         let (start, end) = params.range(6 * HOUR_NS)?;
         let matchers = match params.get("query") {
@@ -201,7 +202,7 @@ impl MetadataRequest {
 }
 
 pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
     Ok(string_list(state.store.label_names(&r.tenant, &r.matchers, r.start, r.end)))
 }
 
@@ -213,14 +214,14 @@ pub async fn label_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
     Ok(string_list(state.store.label_values(&r.tenant, &name, &r.matchers, r.start, r.end)))
 }
 
 /// `/loki/api/v1/series`: the label sets of the streams matching any `match[]` selector
 /// (all streams when none is given) with entries in the range.
 pub async fn series(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
     let selectors: Vec<&String> = r.params.all("match[]").iter().chain(r.params.all("match")).filter(|s| !s.is_empty()).collect();
     let mut found: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
     if selectors.is_empty() {
@@ -328,7 +329,7 @@ impl Serialize for ValuesJson<'_> {
 /// `/loki/api/v1/index/stats`: `{"streams","chunks","entries","bytes"}` of the matching
 /// streams in the range. Loki estimates these from its index; silt counts exactly.
 pub async fn index_stats(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
     let (vols, parts) = state.engine.volumes(&r.tenant, &r.matchers, r.start, r.end).await?;
     let entries: u64 = vols.iter().map(|v| v.entries).sum();
     let bytes: u64 = vols.iter().map(|v| v.bytes).sum();
@@ -340,7 +341,7 @@ pub async fn index_stats(State(state): State<AppState>, method: Method, RawQuery
 /// label names of the selector, or by `targetLabels`; `aggregateBy=labels` gives one
 /// series per label name (value ""); the `limit` largest, largest first.
 pub async fn index_volume(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&method, q.as_deref(), &headers, &body)?;
+    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
     let limit = r.params.limit(100)?;
     let by_labels = match r.params.get("aggregateBy") {
         None | Some("series") => false,

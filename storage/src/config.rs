@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::labels::LabelLimits;
-
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub data_dir: PathBuf,
@@ -20,7 +18,6 @@ pub struct StoreConfig {
     /// How far behind a stream's newest entry an entry may be and still be accepted
     /// (Loki: half of `max_chunk_age`, 1h).
     pub out_of_order_window: Duration,
-    pub label_limits: LabelLimits,
     /// Rows per Arrow record batch produced by scans and flushes.
     pub batch_rows: usize,
 }
@@ -34,7 +31,6 @@ impl StoreConfig {
             flush_max_bytes: 64 << 20,
             flush_max_age: Duration::from_secs(10 * 60),
             out_of_order_window: Duration::from_secs(3600),
-            label_limits: LabelLimits::default(),
             batch_rows: 8192,
         }
     }

@@ -9,7 +9,7 @@ use crate::error::StoreError;
 
 /// Loki's default limits on stream labels (`max_label_names_per_series`,
 /// `max_label_name_length`, `max_label_value_length`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LabelLimits {
     pub max_names: usize,
     pub max_name_len: usize,
@@ -19,6 +19,19 @@ pub struct LabelLimits {
 impl Default for LabelLimits {
     fn default() -> Self {
         LabelLimits { max_names: 15, max_name_len: 1024, max_value_len: 2048 }
+    }
+}
+
+/// Why a stream's labels were refused: Loki's discard reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for LabelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -79,32 +92,26 @@ impl Labels {
     /// Checks Loki's rules for stream labels: at least one pair, valid names, no empty
     /// values (Loki drops empty-valued labels; we reject them so a stream's identity is
     /// unambiguous), and the length limits.
-    pub fn validate(&self, limits: &LabelLimits) -> Result<(), StoreError> {
+    /// Loki's label checks on a pushed stream, in Loki's order. `service_name` does not
+    /// count towards the label-name limit (Loki adds it itself).
+    pub fn validate(&self, limits: &LabelLimits) -> Result<(), LabelError> {
+        let err = |reason, message| Err(LabelError { reason, message });
         if self.0.is_empty() {
-            return Err(StoreError::InvalidInput("error at least one label pair is required per stream".into()));
+            return err("missing_labels", "error at least one label pair is required per stream".into());
         }
-        if self.0.len() > limits.max_names {
-            return Err(StoreError::InvalidInput(format!(
-                "entry for stream '{self}' has {} label names; limit {}",
-                self.0.len(),
-                limits.max_names
-            )));
+        let names = self.0.len() - usize::from(self.get("service_name").is_some());
+        if names > limits.max_names {
+            return err("max_label_names_per_series", format!("entry for stream '{self}' has {names} label names; limit {}", limits.max_names));
         }
         for (name, value) in &self.0 {
             if !is_valid_label_name(name) {
-                return Err(StoreError::InvalidInput(format!(
-                    "error parsing labels '{self}' with error: invalid label name '{name}'"
-                )));
+                return err("invalid_labels", format!("error parsing labels '{self}' with error: invalid label name '{name}'"));
             }
             if name.len() > limits.max_name_len {
-                return Err(StoreError::InvalidInput(format!(
-                    "entry for stream '{self}' has label name too long: '{name}'"
-                )));
+                return err("label_name_too_long", format!("stream '{self}' has label name too long: '{name}'"));
             }
             if value.len() > limits.max_value_len {
-                return Err(StoreError::InvalidInput(format!(
-                    "entry for stream '{self}' has label value too long: '{value}'"
-                )));
+                return err("label_value_too_long", format!("stream '{self}' has label value too long: '{value}'"));
             }
         }
         Ok(())

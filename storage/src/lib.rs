@@ -1,6 +1,7 @@
 //! silt's storage engine.
 //!
-//! Write path: [`Store::push`] validates a push, appends it to the [write-ahead log](wal)
+//! Write path: [`Store::push`] checks a push against the tenant's [limits] ([`ingest`]:
+//! Loki's validation, rate limits and stream limits), appends it to the [write-ahead log](wal)
 //! (fsync'd, group commit), inserts it into the tenant's in-memory [head](head), and only
 //! then returns, so an acknowledged push is durable and visible to the next query.
 //!
@@ -26,9 +27,12 @@ pub mod codec;
 mod config;
 mod error;
 mod head;
+pub mod ingest;
 pub mod label_index;
 mod labels;
+pub mod limits;
 pub mod manifest;
+pub mod metrics;
 mod matcher;
 mod push;
 mod schema;
@@ -38,9 +42,11 @@ pub mod wal;
 
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
-pub use labels::{is_valid_label_name, unquote_prefix, write_go_quoted, LabelLimits, Labels};
+pub use ingest::{PushOutcome, Refusal, RefusalKind};
+pub use labels::{is_valid_label_name, unquote_prefix, write_go_quoted, LabelError, LabelLimits, Labels};
+pub use limits::IngestLimits;
 pub use matcher::{MatchOp, Matcher};
 pub use push::{PushEntry, PushRequest, PushStream};
 pub use schema::*;
-pub use store::{FlushStats, PushOutcome, Scan, ScanPart, ScanRequest, Store, TenantStats};
+pub use store::{FlushStats, Scan, ScanPart, ScanRequest, Store, TenantStats};
 pub use tenant::{TenantId, DEFAULT_TENANT, MAX_TENANT_ID_LEN};

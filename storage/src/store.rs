@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
@@ -21,6 +21,9 @@ use crate::codec::{decode_push, encode_push};
 use crate::config::StoreConfig;
 use crate::error::{io_err, Result, StoreError};
 use crate::head::Head;
+use crate::ingest::{self, PushOutcome, StreamActivity};
+use crate::metrics::StoreMetrics;
+use crate::limits::{IngestLimits, TokenBucket};
 use crate::labels::Labels;
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::matcher::Matcher;
@@ -43,12 +46,16 @@ struct Inner {
     flush_lock: tokio::sync::Mutex<()>,
     tenants: RwLock<BTreeMap<TenantId, Arc<Tenant>>>,
     chunk_seq: AtomicU64,
+    metrics: Arc<StoreMetrics>,
 }
 
 struct Tenant {
     id: TenantId,
     dir: PathBuf,
     state: RwLock<TenantState>,
+    /// The tenant's ingestion rate bucket.
+    rate: Mutex<TokenBucket>,
+    activity: Mutex<StreamActivity>,
 }
 
 #[derive(Default)]
@@ -60,15 +67,6 @@ struct TenantState {
     checkpoint: u64,
     /// Newest timestamp seen per stream, for the out-of-order window.
     newest: HashMap<u64, i64>,
-}
-
-/// What a push stored.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct PushOutcome {
-    pub accepted: usize,
-    pub rejected: usize,
-    /// Loki-worded reasons for rejected entries or streams, at most a few.
-    pub errors: Vec<String>,
 }
 
 /// What a scan reads: which streams, which time range, which columns.
@@ -137,8 +135,9 @@ impl Store {
         let mut tenants = load_tenants(&dir, true)?;
         let wal_dir = dir.join("wal");
         let last = replay_wal(&wal_dir, &mut tenants, true)?;
-        let wal = Wal::open(&wal_dir, last + 1, WalOptions { sync: cfg.wal_sync, segment_bytes: cfg.wal_segment_bytes })?;
-        Ok(Store::from_parts(cfg, Some(wal), Some(lock), tenants))
+        let metrics = Arc::new(StoreMetrics::default());
+        let wal = Wal::open(&wal_dir, last + 1, WalOptions { sync: cfg.wal_sync, segment_bytes: cfg.wal_segment_bytes, metrics: metrics.clone() })?;
+        Ok(Store::from_parts(cfg, Some(wal), Some(lock), tenants, metrics))
     }
 
     /// Opens a data directory read-only, for example while a server runs on it: loads the
@@ -158,7 +157,7 @@ impl Store {
                     let again = load_checkpoints(&dir)?;
                     let stable = tenants.iter().all(|(id, t)| again.get(id).copied().unwrap_or(0) == t.state.read().unwrap().checkpoint);
                     if stable {
-                        return Ok(Store::from_parts(cfg, None, None, tenants));
+                        return Ok(Store::from_parts(cfg, None, None, tenants, Arc::default()));
                     }
                 }
                 Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -168,7 +167,7 @@ impl Store {
         Err(last_err.unwrap_or_else(|| StoreError::InvalidInput("the data directory kept changing while it was read; try again".into())))
     }
 
-    fn from_parts(cfg: StoreConfig, wal: Option<Wal>, lock: Option<File>, tenants: BTreeMap<TenantId, Arc<Tenant>>) -> Store {
+    fn from_parts(cfg: StoreConfig, wal: Option<Wal>, lock: Option<File>, tenants: BTreeMap<TenantId, Arc<Tenant>>, metrics: Arc<StoreMetrics>) -> Store {
         Store {
             inner: Arc::new(Inner {
                 cfg,
@@ -178,6 +177,7 @@ impl Store {
                 flush_lock: tokio::sync::Mutex::new(()),
                 tenants: RwLock::new(tenants),
                 chunk_seq: AtomicU64::new(0),
+                metrics,
             }),
         }
     }
@@ -202,49 +202,23 @@ impl Store {
         w.entry(id.clone()).or_insert_with(|| new_tenant(&self.inner.cfg.data_dir, id.clone(), TenantState::default())).clone()
     }
 
-    /// Validates, logs durably, and makes visible one push. Entries that break a rule are
-    /// dropped and reported in the outcome; the others are stored.
-    pub async fn push(&self, tenant: &TenantId, mut req: PushRequest) -> Result<PushOutcome> {
+    /// Checks one push against the tenant's `limits` (see [`crate::ingest`]), logs what
+    /// passes durably, and makes it visible. The outcome says what was dropped and why.
+    pub async fn push(&self, tenant: &TenantId, mut req: PushRequest, limits: &IngestLimits) -> Result<PushOutcome> {
         let wal = self.inner.wal.as_ref().ok_or_else(|| StoreError::InvalidInput("the store is open read-only".into()))?;
         let cfg = &self.inner.cfg;
         let t = self.tenant_or_create(tenant);
         let mut outcome = PushOutcome::default();
-        let window = i64::try_from(cfg.out_of_order_window.as_nanos()).unwrap_or(i64::MAX);
-
-        // Validate labels and the out-of-order window; keep what passes.
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        ingest::validate(&mut req, limits, now, &mut outcome);
+        if req.streams.is_empty() || !ingest::check_rate(&mut req, tenant.as_str(), limits, &mut t.rate.lock().unwrap(), &mut outcome) {
+            return Ok(outcome);
+        }
         {
+            let window = i64::try_from(cfg.out_of_order_window.as_nanos()).unwrap_or(i64::MAX);
             let state = t.state.read().unwrap();
-            req.streams.retain_mut(|s| {
-                let labels = std::mem::take(&mut s.labels).without_empty_values();
-                if let Err(e) = labels.validate(&cfg.label_limits) {
-                    outcome.rejected += s.entries.len();
-                    push_error(&mut outcome.errors, e.to_string());
-                    return false;
-                }
-                s.labels = labels;
-                let fp = s.labels.fingerprint();
-                let mut newest = state.newest.get(&fp).copied().unwrap_or(i64::MIN);
-                let before = s.entries.len();
-                s.entries.retain(|e| {
-                    let oldest_ok = newest.saturating_sub(window);
-                    if e.ts < oldest_ok {
-                        push_error(
-                            &mut outcome.errors,
-                            format!(
-                                "entry for stream '{}' has timestamp too old: entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}",
-                                s.labels,
-                                rfc3339(e.ts),
-                                rfc3339(oldest_ok)
-                            ),
-                        );
-                        return false;
-                    }
-                    newest = newest.max(e.ts);
-                    true
-                });
-                outcome.rejected += before - s.entries.len();
-                !s.entries.is_empty()
-            });
+            let mut activity = t.activity.lock().unwrap();
+            ingest::admit(&mut req, tenant.as_str(), limits, &mut activity, &state.newest, window, &mut outcome);
         }
         if req.streams.is_empty() {
             return Ok(outcome);
@@ -257,6 +231,11 @@ impl Store {
         let mut state = t.state.write().unwrap();
         outcome.accepted += apply_push(&mut state, &req);
         Ok(outcome)
+    }
+
+    /// Streams of `tenant` that received data in the last 30 minutes.
+    pub fn active_streams(&self, tenant: &TenantId) -> usize {
+        self.tenant(tenant).map_or(0, |t| t.activity.lock().unwrap().active())
     }
 
     /// Whether the heads are due for a flush (size or age threshold).
@@ -299,6 +278,7 @@ impl Store {
             sealed
         };
 
+        let started = std::time::Instant::now();
         let inner = self.inner.clone();
         let work = tenants.clone();
         let results = tokio::task::spawn_blocking(move || {
@@ -339,7 +319,27 @@ impl Store {
             return Err(e);
         }
         wal.remove_upto(sealed)?;
+        self.inner.metrics.flush.observe(started.elapsed());
+        self.inner.metrics.flushed_rows.fetch_add(stats.rows, Ordering::Relaxed);
         Ok(stats)
+    }
+
+    /// The store's own counters (WAL syncs, flushes).
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.inner.metrics
+    }
+
+    /// Per tenant: live chunks, their bytes on disk, and active streams.
+    pub fn tenant_overview(&self) -> Vec<(TenantId, usize, u64, usize)> {
+        let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
+        tenants
+            .iter()
+            .map(|t| {
+                let s = t.state.read().unwrap();
+                let bytes = s.chunks.iter().map(|c| c.meta.bytes).sum();
+                (t.id.clone(), s.chunks.len(), bytes, t.activity.lock().unwrap().active())
+            })
+            .collect()
     }
 
     /// Resolves a scan: per source (head, sealed heads, chunks), the matching streams in
@@ -488,19 +488,9 @@ pub struct FlushStats {
     pub bytes: u64,
 }
 
-fn push_error(errors: &mut Vec<String>, e: String) {
-    if errors.len() < 10 {
-        errors.push(e);
-    }
-}
-
-fn rfc3339(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
 fn new_tenant(data_dir: &Path, id: TenantId, state: TenantState) -> Arc<Tenant> {
     let dir = data_dir.join("tenants").join(id.as_str());
-    Arc::new(Tenant { id, dir, state: RwLock::new(state) })
+    Arc::new(Tenant { id, dir, state: RwLock::new(state), rate: Mutex::new(TokenBucket::new(f64::INFINITY)), activity: Mutex::default() })
 }
 
 /// Inserts a validated push into the head and moves the streams' newest timestamps.

@@ -33,21 +33,20 @@ impl FromStr for TenantId {
     }
 }
 
-/// Loki accepts `[a-zA-Z0-9!\-_.*'()]`, at most 150 bytes, and never `.` or `..`.
+/// Loki (dskit) accepts `[a-zA-Z0-9!\-_.*'()]`, at most 150 bytes, and never `.` or `..`,
+/// checked in that order.
 fn check_tenant(s: &str) -> Result<(), StoreError> {
     if s.is_empty() {
         return Err(StoreError::InvalidInput("no org id".into()));
     }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c))) {
+        return Err(StoreError::InvalidInput(format!("tenant ID '{s}' contains unsupported character '{c}'")));
+    }
     if s.len() > MAX_TENANT_ID_LEN {
-        return Err(StoreError::InvalidInput(format!(
-            "tenant ID is too long: max {MAX_TENANT_ID_LEN} characters"
-        )));
+        return Err(StoreError::InvalidInput(format!("tenant ID is too long: max {MAX_TENANT_ID_LEN} characters")));
     }
     if s == "." || s == ".." {
         return Err(StoreError::InvalidInput("tenant ID is '.' or '..'".into()));
-    }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c))) {
-        return Err(StoreError::InvalidInput(format!("tenant ID '{s}' contains unsupported character '{c}'")));
     }
     Ok(())
 }

@@ -131,6 +131,8 @@ pub(crate) struct WalOptions {
     pub sync: bool,
     /// Start a new segment once the current one passes this size.
     pub segment_bytes: u64,
+    /// Where each group commit's write+fsync time is recorded.
+    pub metrics: std::sync::Arc<crate::metrics::StoreMetrics>,
 }
 
 impl Wal {
@@ -224,13 +226,13 @@ fn writer_loop(dir: PathBuf, mut seg: Segment, rx: mpsc::Receiver<Op>, opts: Wal
                     waiting.push(done);
                 }
                 Op::Rotate { done } => {
-                    let r = commit(&mut seg, &mut frame_buf, &mut waiting, &mut failed, opts.sync)
+                    let r = commit(&mut seg, &mut frame_buf, &mut waiting, &mut failed, &opts)
                         .and_then(|()| rotate(&dir, &mut seg));
                     let _ = done.send(r);
                 }
             }
         }
-        let _ = commit(&mut seg, &mut frame_buf, &mut waiting, &mut failed, opts.sync);
+        let _ = commit(&mut seg, &mut frame_buf, &mut waiting, &mut failed, &opts);
         if failed.is_none() && seg.size >= opts.segment_bytes {
             if let Err(e) = rotate(&dir, &mut seg) {
                 failed = Some(e.to_string());
@@ -246,19 +248,21 @@ fn commit(
     frames: &mut Vec<u8>,
     waiting: &mut Vec<oneshot::Sender<Result<()>>>,
     failed: &mut Option<String>,
-    sync: bool,
+    opts: &WalOptions,
 ) -> Result<()> {
     if waiting.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let res = match failed {
         Some(why) => Err(why.clone()),
         None => seg
             .file
             .write_all(frames)
-            .and_then(|()| if sync { seg.file.sync_data() } else { Ok(()) })
+            .and_then(|()| if opts.sync { seg.file.sync_data() } else { Ok(()) })
             .map_err(|e| format!("wal segment {}: {e}", seg.id)),
     };
+    opts.metrics.wal_fsync.observe(started.elapsed());
     seg.size += frames.len() as u64;
     frames.clear();
     if let Err(why) = &res {
@@ -298,7 +302,7 @@ mod tests {
     #[tokio::test]
     async fn append_rotate_replay() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::open(dir.path(), 1, WalOptions { sync: true, segment_bytes: 1 << 20 }).unwrap();
+        let wal = Wal::open(dir.path(), 1, WalOptions { sync: true, segment_bytes: 1 << 20, metrics: Default::default() }).unwrap();
         wal.append(b"one".to_vec()).await.unwrap();
         wal.append(b"two".to_vec()).await.unwrap();
         assert_eq!(wal.rotate().await.unwrap(), 1);
@@ -314,7 +318,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_appends_share_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = std::sync::Arc::new(Wal::open(dir.path(), 1, WalOptions { sync: true, segment_bytes: 1 << 30 }).unwrap());
+        let wal = std::sync::Arc::new(Wal::open(dir.path(), 1, WalOptions { sync: true, segment_bytes: 1 << 30, metrics: Default::default() }).unwrap());
         let mut tasks = Vec::new();
         for i in 0..64u32 {
             let w = wal.clone();
@@ -333,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn torn_tail_is_detected_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Wal::open(dir.path(), 7, WalOptions { sync: true, segment_bytes: 1 << 20 }).unwrap();
+        let wal = Wal::open(dir.path(), 7, WalOptions { sync: true, segment_bytes: 1 << 20, metrics: Default::default() }).unwrap();
         wal.append(b"kept".to_vec()).await.unwrap();
         wal.append(b"torn-record".to_vec()).await.unwrap();
         drop(wal);

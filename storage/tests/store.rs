@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use arrow::array::{AsArray, Array};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use silt_storage::{
-    Labels, MatchOp, Matcher, PushEntry, PushRequest, PushStream, ScanRequest, Store, StoreConfig, TenantId, IDX_LINE,
+    IngestLimits, Labels, RefusalKind, MatchOp, Matcher, PushEntry, PushRequest, PushStream, ScanRequest, Store, StoreConfig, TenantId, IDX_LINE,
     IDX_METADATA, IDX_STREAM, IDX_TS,
 };
 
@@ -58,14 +58,14 @@ async fn fill(store: &Store) {
     for i in 0..200i64 {
         let svc = if i % 2 == 0 { "api" } else { "db" };
         store
-            .push(&t, req(&[("service", svc), ("env", "prod")], &[(T0 + i * 60_000_000_000, &format!("line {i}"))]))
+            .push(&t, req(&[("service", svc), ("env", "prod")], &[(T0 + i * 60_000_000_000, &format!("line {i}"))]), &IngestLimits::unlimited())
             .await
             .unwrap();
     }
     let mut with_meta = req(&[("service", "api"), ("env", "staging")], &[(T0 + 5, "meta line")]);
     with_meta.streams[0].entries[0].metadata = vec![("trace_id".into(), "abc".into())];
-    store.push(&t, with_meta).await.unwrap();
-    store.push(&tenant("globex"), req(&[("service", "api")], &[(T0 + 7, "other tenant")])).await.unwrap();
+    store.push(&t, with_meta, &IngestLimits::unlimited()).await.unwrap();
+    store.push(&tenant("globex"), req(&[("service", "api")], &[(T0 + 7, "other tenant")]), &IngestLimits::unlimited()).await.unwrap();
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn metadata_queries_cover_head_and_chunks() {
     fill(&store).await;
     store.flush().await.unwrap();
     let t = tenant("acme");
-    store.push(&t, req(&[("service", "worker"), ("level", "warn")], &[(T0 + DAY, "later")])).await.unwrap();
+    store.push(&t, req(&[("service", "worker"), ("level", "warn")], &[(T0 + DAY, "later")]), &IngestLimits::unlimited()).await.unwrap();
     assert_eq!(store.label_names(&t, &[], i64::MIN, i64::MAX), vec!["env", "level", "service"]);
     assert_eq!(store.label_values(&t, "service", &[], i64::MIN, i64::MAX), vec!["api", "db", "worker"]);
     assert_eq!(store.label_values(&t, "service", &[], T0 + DAY, i64::MAX), vec!["worker"]);
@@ -129,19 +129,81 @@ async fn out_of_order_window_and_duplicates() {
     let t = tenant("acme");
     let l = [("job", "x")];
     let hour = 3_600_000_000_000;
-    let o = store.push(&t, req(&l, &[(T0 + 2 * hour, "newest"), (T0 + hour + 1, "in window")])).await.unwrap();
+    let o = store.push(&t, req(&l, &[(T0 + 2 * hour, "newest"), (T0 + hour + 1, "in window")]), &IngestLimits::unlimited()).await.unwrap();
     assert_eq!((o.accepted, o.rejected), (2, 0));
-    let o = store.push(&t, req(&l, &[(T0, "too old"), (T0 + 2 * hour, "newest")])).await.unwrap();
+    let o = store.push(&t, req(&l, &[(T0, "too old"), (T0 + 2 * hour, "newest")]), &IngestLimits::unlimited()).await.unwrap();
     // The in-window duplicate of "newest" is not an error; it is dropped (at insert when the
     // stream is in order, when read or flushed otherwise).
     assert_eq!(o.rejected, 1, "{o:?}");
-    assert!(o.errors[0].contains("entry too far behind"), "{:?}", o.errors);
+    let refused = o.refused.unwrap();
+    assert_eq!(refused.kind, RefusalKind::TooFarBehind);
+    assert!(refused.message.starts_with("entry with timestamp 2026-"), "{}", refused.message);
+    assert!(refused.message.contains("ignored, reason: 'entry too far behind"), "{}", refused.message);
+    assert!(refused.message.ends_with(r#"user 'acme', total ignored: 1 out of 2 for stream: {job="x"}"#), "{}", refused.message);
     let all = read_all(&store, &t, vec![m("job", MatchOp::Eq, "x")], i64::MIN, i64::MAX);
     assert_eq!(all.values().next().unwrap().len(), 2, "the exact duplicate is ignored");
     // Bad labels are rejected with Loki's words, nothing stored.
-    let e = store.push(&t, req(&[("1bad", "x")], &[(T0, "x")])).await.unwrap();
+    let e = store.push(&t, req(&[("1bad", "x")], &[(T0, "x")]), &IngestLimits::unlimited()).await.unwrap();
     assert_eq!(e.rejected, 1);
-    assert!(e.errors[0].contains("invalid label name"), "{:?}", e.errors);
+    assert!(e.invalid_message().unwrap().contains("invalid label name"), "{e:?}");
+}
+
+/// Loki's limits, each with its message: the valid part of a push is stored, the rest
+/// reported.
+#[tokio::test]
+async fn ingest_limits_with_loki_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t = tenant("acme");
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let hour = 3_600_000_000_000;
+    let lim = IngestLimits { max_line_size: 10, ..IngestLimits::default() };
+
+    let o = store
+        .push(&t, req(&[("job", "x")], &[(now - 200 * hour, "old"), (now + hour, "future"), (now, "way too long a line"), (now, "fine")]), &lim)
+        .await
+        .unwrap();
+    assert_eq!((o.accepted, o.rejected), (1, 3));
+    let msg = o.invalid_message().unwrap();
+    assert!(msg.starts_with(r#"1 errors like: entry for stream '{job="x"}' has timestamp too old: "#), "{msg}");
+    assert!(msg.contains(r#"; 1 errors like: entry for stream '{job="x"}' has timestamp too new: "#), "{msg}");
+    assert!(msg.ends_with(r#"; 1 errors like: Max entry size '10' bytes exceeded for stream '{job="x"}' while adding an entry with length '19' bytes"#), "{msg}");
+    assert_eq!(o.discarded["line_too_long"], (1, 19));
+
+    // Truncation instead of rejection.
+    let trunc = IngestLimits { max_line_size_truncate: true, ..lim.clone() };
+    let o = store.push(&t, req(&[("job", "y")], &[(now, "cut me after ten")]), &trunc).await.unwrap();
+    assert_eq!((o.accepted, o.rejected), (1, 0));
+    let all = read_all(&store, &t, vec![m("job", MatchOp::Eq, "y")], i64::MIN, i64::MAX);
+    assert_eq!(all.values().next().unwrap()[0].1, "cut me aft");
+
+    // The tenant's rate: all or nothing, 429.
+    let slow = IngestLimits { ingestion_rate_bytes: 1.0, ingestion_burst_bytes: 8.0, ..IngestLimits::default() };
+    let t2 = tenant("slow");
+    let o = store.push(&t2, req(&[("job", "x")], &[(now, "1234"), (now + 1, "5678")]), &slow).await.unwrap();
+    assert_eq!(o.accepted, 2, "the bucket starts full");
+    let o = store.push(&t2, req(&[("job", "x")], &[(now + 2, "abc")]), &slow).await.unwrap();
+    let r = o.refused.unwrap();
+    assert_eq!(r.kind, RefusalKind::RateLimited);
+    assert_eq!(r.message, "Ingestion rate limit exceeded for user slow (limit: 1 bytes/sec) while attempting to ingest '1' lines totaling '3' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased");
+
+    // Active streams: the second new stream is refused, the known one still accepted.
+    let few = IngestLimits { max_streams: 1, ..IngestLimits::default() };
+    let t3 = tenant("few");
+    assert_eq!(store.push(&t3, req(&[("job", "a")], &[(now, "a")]), &few).await.unwrap().accepted, 1);
+    let o = store.push(&t3, req(&[("job", "b")], &[(now, "b")]), &few).await.unwrap();
+    let r = o.refused.unwrap();
+    assert_eq!(r.kind, RefusalKind::StreamLimit);
+    assert!(r.message.starts_with(r#"Maximum active stream limit exceeded when trying to create stream {job="b"}, "#), "{}", r.message);
+    assert_eq!(store.push(&t3, req(&[("job", "a")], &[(now + 1, "a2")]), &few).await.unwrap().accepted, 1);
+    assert_eq!(store.active_streams(&t3), 1);
+
+    // Per-stream rate: the stream's whole push is refused.
+    let narrow = IngestLimits { per_stream_rate_bytes: 1.0, per_stream_burst_bytes: 4.0, ..IngestLimits::default() };
+    let o = store.push(&tenant("narrow"), req(&[("job", "a")], &[(now, "12345")]), &narrow).await.unwrap();
+    let r = o.refused.unwrap();
+    assert_eq!(r.kind, RefusalKind::StreamRateLimited);
+    assert!(r.message.contains("reason: 'Per stream rate limit exceeded (limit: 1B/sec) while attempting to ingest for stream '{job=\"a\"}' totaling 5B,"), "{}", r.message);
 }
 
 #[tokio::test]
@@ -151,7 +213,7 @@ async fn crash_leftovers_are_cleaned_and_torn_wal_tail_dropped() {
     let store = Store::open(cfg.clone()).unwrap();
     fill(&store).await;
     store.flush().await.unwrap();
-    store.push(&tenant("acme"), req(&[("service", "api")], &[(T0 + 3, "after flush")])).await.unwrap();
+    store.push(&tenant("acme"), req(&[("service", "api")], &[(T0 + 3, "after flush")]), &IngestLimits::unlimited()).await.unwrap();
     drop(store);
 
     // A chunk written by a flush that died before its manifest swap, and a torn WAL write.
@@ -176,7 +238,7 @@ async fn second_writer_is_refused_but_readers_see_everything() {
     let store = Store::open(cfg.clone()).unwrap();
     fill(&store).await;
     store.flush().await.unwrap();
-    store.push(&tenant("acme"), req(&[("service", "api")], &[(T0 + 3, "in the wal only")])).await.unwrap();
+    store.push(&tenant("acme"), req(&[("service", "api")], &[(T0 + 3, "in the wal only")]), &IngestLimits::unlimited()).await.unwrap();
 
     let e = Store::open(cfg.clone()).err().expect("the directory is locked");
     assert!(e.to_string().contains("in use by another silt process"), "{e}");
@@ -187,6 +249,6 @@ async fn second_writer_is_refused_but_readers_see_everything() {
         read_all(&ro, &tenant("acme"), sel.clone(), i64::MIN, i64::MAX),
         read_all(&store, &tenant("acme"), sel, i64::MIN, i64::MAX)
     );
-    assert!(ro.push(&tenant("acme"), req(&[("a", "b")], &[(1, "x")])).await.is_err());
+    assert!(ro.push(&tenant("acme"), req(&[("a", "b")], &[(1, "x")]), &IngestLimits::unlimited()).await.is_err());
     assert!(Store::open_read_only(StoreConfig::new(dir.path().join("nope"))).is_err());
 }

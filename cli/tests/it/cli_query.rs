@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::{SiltProcess, SILT};
+use crate::{SiltProcess, SILT, TEST_LIMITS};
 
 fn query(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(SILT).arg("query").arg("--data-dir").arg(data).args(args).output().unwrap()
@@ -14,7 +14,7 @@ fn query(data: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn query_a_live_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let silt = SiltProcess::start(&data, None);
+    let silt = SiltProcess::start(&data, Some(TEST_LIMITS));
     let http = reqwest::blocking::Client::new();
     let values: Vec<_> = (0..30).map(|i| json!([(1_768_518_000_000_000_000i64 + i * 1_000_000_000).to_string(), format!("line {i}")])).collect();
     let st = http

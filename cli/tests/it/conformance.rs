@@ -54,8 +54,8 @@ fn conformance_kit() {
     assert!(must_pass.len() >= 190, "only {} queries within implemented features", must_pass.len());
 
     let dir = tempfile::tempdir().unwrap();
-    // As the recording Loki was configured: generous entry and series limits.
-    let config = "[limits]\nmax_entries_limit_per_query = 100000\nmax_query_series = 100000\n";
+    // As the recording Loki was configured (old samples kept, no discovery, large limits).
+    let config = include_str!("../../../testdata/conformance.toml");
     let silt = SiltProcess::start(&dir.path().join("data"), Some(config));
     let out = Command::new("python3")
         .arg(kit.join("run.py"))

@@ -15,7 +15,7 @@ const PER_PUSH: usize = 5;
 
 fn push_loop(base: String, client: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<BTreeSet<(usize, u64)>>>) {
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let t0: i64 = 1_800_000_000_000_000_000;
+    let t0: i64 = 1_700_000_000_000_000_000;
     let mut seq = 0u64;
     // Bounded: stops when told, when the server is gone, or after 20 000 pushes.
     while !stop.load(Ordering::Relaxed) && seq < 20_000 {
@@ -38,7 +38,7 @@ fn push_loop(base: String, client: usize, stop: Arc<AtomicBool>, acked: Arc<Mute
 fn kill9_during_concurrent_pushes_loses_no_acknowledged_entry() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = "[limits]\nmax_entries_limit_per_query = 1000000\n[storage]\nflush_max_bytes = \"256KiB\"\n";
+    let config = "[limits]\nmax_entries_limit_per_query = 1000000\nreject_old_samples = false\ndiscover_service_name = []\ndiscover_log_levels = false\ningestion_rate_mb = 1024\ningestion_burst_size_mb = 1024\n[storage]\nflush_max_bytes = \"256KiB\"\n";
     let silt = SiltProcess::start(&data, Some(config));
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
@@ -69,8 +69,8 @@ fn kill9_during_concurrent_pushes_loses_no_acknowledged_entry() {
             .get(format!("{}/loki/api/v1/query_range", silt.base))
             .query(&[
                 ("query", format!(r#"{{job="crash", client="{c}"}}"#)),
-                ("start", "1799999999000000000".into()),
-                ("end", "1800001000000000000".into()),
+                ("start", "1699999999000000000".into()),
+                ("end", "1700001000000000000".into()),
                 ("limit", "1000000".into()),
             ])
             .send()

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 pub const SILT: &str = env!("CARGO_BIN_EXE_silt");
 
+/// Limits for tests that push fixed, old timestamps and expect exactly the labels they
+/// pushed: old samples kept, no service-name or level discovery.
+pub const TEST_LIMITS: &str = "[limits]\nreject_old_samples = false\ndiscover_service_name = []\ndiscover_log_levels = false\n";
+
 /// A `silt serve` child process.
 pub struct SiltProcess {
     child: Child,

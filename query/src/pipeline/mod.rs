@@ -8,7 +8,7 @@
 //! sets `__error__` (and `__error_details__`) and keeps the entry.
 
 mod json;
-mod logfmt;
+pub mod logfmt;
 mod template;
 
 use regex::Regex;

@@ -2,6 +2,8 @@
 //! driven over HTTP. One test binary for the crate (see `[[test]]` in Cargo.toml).
 
 mod api;
+mod auth;
+mod ingest;
 mod python_client;
 
 use std::path::Path;
@@ -14,9 +16,19 @@ pub struct TestServer {
     pub base: String,
 }
 
+/// Limits for tests that push fixed, old timestamps and expect exactly the labels they
+/// pushed: old samples kept, no service-name or level discovery.
+pub const TEST_CONFIG: &str = "[limits]\nreject_old_samples = false\ndiscover_service_name = []\ndiscover_log_levels = false\n";
+
 impl TestServer {
     pub async fn start(dir: &Path) -> TestServer {
-        let cfg = ServerConfig::resolve(FileConfig::default(), Some(dir.to_path_buf()), Some("127.0.0.1:0".into()));
+        Self::start_with(dir, TEST_CONFIG).await
+    }
+
+    /// A server with `config` (TOML text; "" for every default).
+    pub async fn start_with(dir: &Path, config: &str) -> TestServer {
+        let file: FileConfig = toml::from_str(config).expect("test config parses");
+        let cfg = ServerConfig::resolve(file, Some(dir.to_path_buf()), Some("127.0.0.1:0".into())).unwrap();
         let server = Server::start(cfg).await.expect("server starts");
         let base = format!("http://{}", server.addr());
         TestServer { server, base }

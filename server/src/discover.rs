@@ -1,0 +1,282 @@
+//! What Loki adds to pushed data by default, which Grafana's Logs Drilldown relies on:
+//! a `service_name` stream label (`discover_service_name`) and a `detected_level`
+//! structured-metadata field per entry (`discover_log_levels`). Both follow Loki's rules
+//! exactly and can be turned off per tenant.
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use silt_storage::{Labels, PushRequest};
+
+use crate::limits::Limits;
+
+pub const SERVICE_NAME: &str = "service_name";
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+pub const DETECTED_LEVEL: &str = "detected_level";
+
+/// Adds `service_name` and `detected_level` where the tenant's limits ask for them.
+pub fn apply(req: &mut PushRequest, limits: &Limits) {
+    for s in &mut req.streams {
+        if !limits.discover_service_name.is_empty() {
+            add_service_name(&mut s.labels, &limits.discover_service_name);
+        }
+        if limits.discover_log_levels && limits.ingest.allow_structured_metadata {
+            for e in &mut s.entries {
+                add_detected_level(&s.labels, &mut e.metadata, &e.line, &limits.log_level_fields);
+            }
+        }
+    }
+}
+
+/// Loki's internal streams (aggregated metrics, patterns) are left alone.
+fn is_internal(labels: &Labels) -> bool {
+    labels.get("__aggregated_metric__").is_some() || labels.get("__pattern__").is_some()
+}
+
+/// The first label of `candidates` with a value names the service; else
+/// `unknown_service`. An existing `service_name` is kept.
+pub fn add_service_name(labels: &mut Labels, candidates: &[String]) {
+    if labels.get(SERVICE_NAME).is_some() || is_internal(labels) {
+        return;
+    }
+    let name = candidates.iter().find_map(|c| labels.get(c).filter(|v| !v.is_empty())).unwrap_or(UNKNOWN_SERVICE).to_string();
+    labels.set(SERVICE_NAME, &name);
+}
+
+/// Loki's `extractLogLevel`: an existing `detected_level` is normalised in place; else a
+/// level field among the stream labels, then among the structured metadata; else one read
+/// from the entry. Appended as the last structured-metadata pair.
+pub fn add_detected_level(labels: &Labels, metadata: &mut Vec<(String, String)>, line: &str, fields: &[String]) {
+    if let Some(existing) = metadata.iter_mut().find(|(n, _)| n == DETECTED_LEVEL) {
+        existing.1 = normalize(&existing.1).into_owned();
+        return;
+    }
+    let level = if let Some(v) = fields.iter().find_map(|f| labels.get(f)) {
+        normalize(v).into_owned()
+    } else if let Some(v) = fields.iter().find_map(|f| metadata.iter().find(|(n, _)| n == f).map(|(_, v)| v.as_str())) {
+        normalize(v).into_owned()
+    } else {
+        from_entry(metadata, line, fields).to_string()
+    };
+    if !level.is_empty() {
+        metadata.push((DETECTED_LEVEL.to_string(), level));
+    }
+}
+
+/// Loki's level spellings; anything else is kept as it is.
+fn normalize(v: &str) -> std::borrow::Cow<'_, str> {
+    known_level(v).map_or(std::borrow::Cow::Borrowed(v), std::borrow::Cow::Borrowed)
+}
+
+fn known_level(v: &str) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("trace", "trace"),
+        ("trc", "trace"),
+        ("debug", "debug"),
+        ("dbg", "debug"),
+        ("info", "info"),
+        ("inf", "info"),
+        ("information", "info"),
+        ("warn", "warn"),
+        ("wrn", "warn"),
+        ("warning", "warn"),
+        ("error", "error"),
+        ("err", "error"),
+        ("critical", "critical"),
+        ("fatal", "fatal"),
+    ];
+    TABLE.iter().find(|(k, _)| k.eq_ignore_ascii_case(v)).map(|(_, l)| *l)
+}
+
+/// The level from the entry itself: OTLP's `severity_number`, a level field of a JSON or
+/// logfmt line, else a level word in the text.
+fn from_entry(metadata: &[(String, String)], line: &str, fields: &[String]) -> &'static str {
+    if let Some((_, n)) = metadata.iter().find(|(n, v)| n == "severity_number" && !v.is_empty()) {
+        return match n.parse::<i64>() {
+            Err(_) => "info",
+            Ok(0) => "unknown",
+            Ok(n) if n <= 4 => "trace",
+            Ok(n) if n <= 8 => "debug",
+            Ok(n) if n <= 12 => "info",
+            Ok(n) if n <= 16 => "warn",
+            Ok(n) if n <= 20 => "error",
+            Ok(n) if n <= 24 => "fatal",
+            Ok(_) => "unknown",
+        };
+    }
+    let found = if looks_like_json(line) {
+        json_level(line, fields)
+    } else if !line.is_empty() && line.contains('=') {
+        logfmt_level(line, fields)
+    } else {
+        return from_text(line);
+    };
+    found.as_deref().and_then(known_level).unwrap_or_else(|| from_text(line))
+}
+
+/// Loki's test: the first non-space character is `{` and the last non-space byte `}`.
+fn looks_like_json(line: &str) -> bool {
+    line.trim_start().starts_with('{') && line.trim_end().ends_with('}')
+}
+
+/// The first string value, in document order, whose key is a level field, at the top
+/// level or one object down.
+fn json_level(line: &str, fields: &[String]) -> Option<String> {
+    struct Finder<'f> {
+        fields: &'f [String],
+        depth: usize,
+        found: &'f mut Option<String>,
+    }
+    impl<'de> DeserializeSeed<'de> for Finder<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Finder<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if self.found.is_some() {
+                    map.next_value::<IgnoredAny>()?;
+                } else if self.fields.iter().any(|f| *f == key) {
+                    if let serde_json::Value::String(s) = map.next_value::<serde_json::Value>()? {
+                        *self.found = Some(s);
+                    }
+                } else if self.depth + 1 < 2 {
+                    map.next_value_seed(Finder { fields: self.fields, depth: self.depth + 1, found: &mut *self.found })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_str(line);
+    // A malformed object simply has no level field; what was found before the error counts.
+    let _ = Finder { fields, depth: 0, found: &mut found }.deserialize(&mut de);
+    found
+}
+
+/// The value of the level field with the lowest index in `fields`, keys compared without
+/// case.
+fn logfmt_level(line: &str, fields: &[String]) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    let _ = silt_query::pipeline::logfmt::parse(line, false, &mut |k, v| {
+        if best.as_ref().is_some_and(|b| b.0 == 0) {
+            return;
+        }
+        if let Some(i) = fields.iter().position(|f| f.eq_ignore_ascii_case(k)) {
+            if best.as_ref().is_none_or(|b| i < b.0) {
+                best = Some((i, v.to_string()));
+            }
+        }
+    });
+    best.map(|b| b.1)
+}
+
+/// Loki's `detectLevelFromLogLine`: the first occurrence of each level word, in a fixed
+/// order, counts if it stands alone (no letter, digit or `_` on either side).
+fn from_text(line: &str) -> &'static str {
+    const WORDS: &[(&str, &str)] = &[
+        ("trace", "trace"),
+        ("debug", "debug"),
+        ("fatal", "fatal"),
+        ("critical", "critical"),
+        ("error", "error"),
+        ("err", "error"),
+        ("warning", "warn"),
+        ("warn", "warn"),
+        ("info", "info"),
+    ];
+    let lower = line.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    // Byte-wise like Loki: a byte of a multi-byte character counts as a letter.
+    let boundary = |i: Option<usize>| i.and_then(|i| b.get(i)).is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80));
+    for (word, level) in WORDS {
+        if let Some(pos) = memchr::memmem::find(b, word.as_bytes()) {
+            if boundary(pos.checked_sub(1)) && boundary(Some(pos + word.len())) {
+                return level;
+            }
+        }
+    }
+    "unknown"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::DEFAULT_LOG_LEVEL_FIELDS;
+
+    fn fields() -> Vec<String> {
+        DEFAULT_LOG_LEVEL_FIELDS.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn level(labels: &[(&str, &str)], metadata: &[(&str, &str)], line: &str) -> Option<String> {
+        let labels = Labels::from_pairs(labels.iter().copied()).unwrap();
+        let mut md: Vec<(String, String)> = metadata.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        add_detected_level(&labels, &mut md, line, &fields());
+        md.into_iter().find(|(n, _)| n == DETECTED_LEVEL).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn service_name_from_the_first_candidate() {
+        let c: Vec<String> = crate::limits::DEFAULT_SERVICE_NAME_LABELS.iter().map(|s| s.to_string()).collect();
+        let mut l = Labels::from_pairs([("job", "j"), ("app", "a")]).unwrap();
+        add_service_name(&mut l, &c);
+        assert_eq!(l.get(SERVICE_NAME), Some("a"), "app comes before job");
+        let mut l = Labels::from_pairs([("env", "x")]).unwrap();
+        add_service_name(&mut l, &c);
+        assert_eq!(l.get(SERVICE_NAME), Some(UNKNOWN_SERVICE));
+        let mut l = Labels::from_pairs([("service_name", "kept"), ("app", "a")]).unwrap();
+        add_service_name(&mut l, &c);
+        assert_eq!(l.get(SERVICE_NAME), Some("kept"));
+        let mut l = Labels::from_pairs([("__pattern__", "x")]).unwrap();
+        add_service_name(&mut l, &c);
+        assert_eq!(l.get(SERVICE_NAME), None, "internal streams are left alone");
+    }
+
+    #[test]
+    fn levels_as_loki_detects_them() {
+        assert_eq!(level(&[("level", "WARNING")], &[], "x").as_deref(), Some("warn"), "a stream label, normalised");
+        assert_eq!(level(&[], &[("severity", "notice")], "x").as_deref(), Some("notice"), "unknown spellings kept");
+        assert_eq!(level(&[], &[("detected_level", "ERR")], "x").as_deref(), Some("error"), "existing one normalised");
+        assert_eq!(level(&[], &[("severity_number", "17")], "x").as_deref(), Some("error"));
+        assert_eq!(level(&[], &[], r#"{"msg":"x","level":"debug"}"#).as_deref(), Some("debug"));
+        assert_eq!(level(&[], &[], r#"{"log":{"level":"trace"}}"#).as_deref(), Some("trace"), "one level down");
+        assert_eq!(level(&[], &[], r#"{"a":{"b":{"level":"fine"}},"m":"an error"}"#).as_deref(), Some("error"), "too deep: from the text");
+        assert_eq!(level(&[], &[], r#"{"level":3,"msg":"ok"}"#).as_deref(), Some("unknown"), "numbers do not count");
+        assert_eq!(level(&[], &[], r#"{"level":"notice","msg":"an error"}"#).as_deref(), Some("error"), "unknown value: from the text");
+        assert_eq!(level(&[], &[], "ts=1 LVL=wrn msg=hi").as_deref(), Some("warn"), "logfmt keys without case");
+        assert_eq!(level(&[], &[], "lvl=debug level=info").as_deref(), Some("info"), "the earlier field wins");
+        assert_eq!(level(&[], &[], "GET /x 500 Internal Server Error").as_deref(), Some("error"));
+        assert_eq!(level(&[], &[], "xerror error").as_deref(), Some("unknown"), "only the first occurrence");
+        assert_eq!(level(&[], &[], "WARN: disk").as_deref(), Some("warn"));
+        assert_eq!(level(&[], &[], "all good").as_deref(), Some("unknown"));
+        assert_eq!(level(&[], &[("level", "")], "error").as_deref(), None, "an empty level field adds nothing");
+    }
+}
