@@ -279,6 +279,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Streams every entry of `log` in `[start, end)` that survives its pipeline, in no
+    /// particular order: `f(ts, line, labels)` with stream labels, structured metadata and
+    /// parsed labels together. For whole-range summaries (patterns).
+    pub async fn scan_entries(
+        &self,
+        tenant: &TenantId,
+        log: &crate::ast::LogExpr,
+        start: i64,
+        end: i64,
+        f: &mut (dyn FnMut(i64, &str, Vec<(String, String)>) -> Result<(), QueryError> + Send),
+    ) -> Result<(), QueryError> {
+        self.for_each_entry(tenant, log, start, end, f).await
+    }
+
     /// Evaluates a metric query at `start, start+step, ... <= end` (`step == 0`: instant).
     pub async fn metric_query(&self, tenant: &TenantId, expr: &crate::ast::MetricExpr, start: i64, end: i64, step: i64) -> Result<MetricResult, QueryError> {
         let steps = crate::metric::Steps::new(start, end, step);

@@ -117,6 +117,19 @@ impl Auth {
         Ok(Auth { enabled, multi_tenant, tokens })
     }
 
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn multi_tenant(&self) -> bool {
+        self.multi_tenant
+    }
+
+    /// How many tokens are configured (never which).
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+
     /// The one tenant a request acts for.
     pub fn tenant(&self, headers: &HeaderMap, access: Access) -> Result<TenantId, ApiError> {
         let mut all = self.resolve(headers, access)?;

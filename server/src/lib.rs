@@ -8,9 +8,11 @@
 //! GET  /ready, POST /flush
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod discover;
+mod drilldown;
 mod error;
 pub mod limits;
 pub mod metrics;
@@ -61,9 +63,18 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/series", get(query_api::series).post(query_api::series))
         .route("/loki/api/v1/index/stats", get(query_api::index_stats).post(query_api::index_stats))
         .route("/loki/api/v1/index/volume", get(query_api::index_volume).post(query_api::index_volume))
+        .route("/loki/api/v1/index/volume_range", get(query_api::index_volume_range).post(query_api::index_volume_range))
         .route("/flush", get(flush).post(flush))
         .route("/ready", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics::serve))
+        .route("/config", get(admin::config))
+        .route("/loki/api/v1/status/buildinfo", get(admin::buildinfo))
+        .route("/loki/api/v1/format_query", get(admin::format_query).post(admin::format_query))
+        .route("/loki/api/v1/drilldown-limits", get(admin::drilldown_limits))
+        .route("/loki/api/v1/detected_labels", get(drilldown::detected_labels).post(drilldown::detected_labels))
+        .route("/loki/api/v1/detected_fields", get(drilldown::detected_fields).post(drilldown::detected_fields))
+        .route("/loki/api/v1/detected_field/{name}/values", get(drilldown::detected_field_values).post(drilldown::detected_field_values))
+        .route("/loki/api/v1/patterns", get(drilldown::patterns).post(drilldown::patterns))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -211,6 +211,11 @@ impl TenantLimits {
     pub fn defaults(&self) -> &Arc<Limits> {
         &self.defaults
     }
+
+    /// The tenants with overrides and their limits, by tenant id.
+    pub fn overrides(&self) -> std::collections::BTreeMap<&str, &Arc<Limits>> {
+        self.overrides.iter().map(|(t, l)| (t.as_str(), l)).collect()
+    }
 }
 
 pub(crate) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

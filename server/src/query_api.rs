@@ -108,7 +108,7 @@ fn check_series_limit(r: &silt_query::MetricResult, max: usize) -> Result<(), Ap
 const MAX_POINTS: i64 = 11_000;
 
 /// `step` as float seconds (`300`, `0.5`) or a duration (`5m`).
-fn parse_step(v: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_step(v: &str) -> Result<i64, ApiError> {
     if let Ok(f) = v.parse::<f64>() {
         if f.is_finite() {
             return Ok((f * 1e9).round() as i64);
@@ -337,46 +337,121 @@ pub async fn index_stats(State(state): State<AppState>, method: Method, RawQuery
     Ok(Json(serde_json::json!({"streams": vols.len(), "chunks": chunks, "entries": entries, "bytes": bytes})).into_response())
 }
 
-/// `/loki/api/v1/index/volume`: bytes per label set, as a vector at `end`. Grouped by the
-/// label names of the selector, or by `targetLabels`; `aggregateBy=labels` gives one
-/// series per label name (value ""); the `limit` largest, largest first.
+/// How `/index/volume` groups streams: by the label names of the selector, or by
+/// `targetLabels`; `aggregateBy=labels` gives one series per label name (value "").
+struct VolumeGrouping {
+    limit: usize,
+    by_labels: bool,
+    targets: Vec<String>,
+    explicit_targets: bool,
+}
+
+impl VolumeGrouping {
+    fn parse(r: &MetadataRequest) -> Result<Self, ApiError> {
+        let limit = r.params.limit(100)?;
+        let by_labels = match r.params.get("aggregateBy") {
+            None | Some("series") => false,
+            Some("labels") => true,
+            Some(_) => return Err(ApiError::bad_request("invalid aggregation option")),
+        };
+        let explicit_targets = r.params.get("targetLabels").is_some();
+        let targets: Vec<String> = match r.params.get("targetLabels") {
+            Some(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            None => {
+                let mut names: Vec<String> = r.matchers.iter().map(|m| m.name.clone()).collect();
+                names.dedup();
+                names
+            }
+        };
+        Ok(VolumeGrouping { limit, by_labels, targets, explicit_targets })
+    }
+
+    /// Bytes per group in `[start, end)`, the `limit` largest, largest first.
+    async fn volumes(&self, state: &AppState, r: &MetadataRequest, start: i64, end: i64) -> Result<Vec<(Labels, u64)>, ApiError> {
+        let (vols, _) = state.engine.volumes(&r.tenant, &r.matchers, start, end).await?;
+        let mut groups: std::collections::BTreeMap<Labels, u64> = std::collections::BTreeMap::new();
+        for v in &vols {
+            if self.by_labels {
+                for (name, _) in v.labels.iter().filter(|(n, _)| !self.explicit_targets || self.targets.iter().any(|t| t == n)) {
+                    let key = Labels::from_pairs([(name, "")]).map_err(ApiError::from)?;
+                    *groups.entry(key).or_default() += v.bytes;
+                }
+            } else {
+                let pairs: Vec<(&str, &str)> = v.labels.iter().filter(|(n, _)| self.targets.iter().any(|t| t == n)).collect();
+                if pairs.is_empty() {
+                    continue;
+                }
+                *groups.entry(Labels::from_pairs(pairs).map_err(ApiError::from)?).or_default() += v.bytes;
+            }
+        }
+        let mut sorted: Vec<(Labels, u64)> = groups.into_iter().collect();
+        sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        sorted.truncate(self.limit);
+        Ok(sorted)
+    }
+}
+
+/// `/loki/api/v1/index/volume`: bytes per group (see [`VolumeGrouping`]) as a vector at
+/// `end`.
 pub async fn index_volume(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
-    let limit = r.params.limit(100)?;
-    let by_labels = match r.params.get("aggregateBy") {
-        None | Some("series") => false,
-        Some("labels") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("invalid aggregateBy: {other:?}: must be series or labels"))),
-    };
-    let targets: Vec<String> = match r.params.get("targetLabels") {
-        Some(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        None => {
-            let mut names: Vec<String> = r.matchers.iter().map(|m| m.name.clone()).collect();
-            names.dedup();
-            names
-        }
-    };
-    let (vols, _) = state.engine.volumes(&r.tenant, &r.matchers, r.start, r.end).await?;
-    let mut groups: std::collections::BTreeMap<Labels, u64> = std::collections::BTreeMap::new();
-    for v in &vols {
-        if by_labels {
-            for (name, _) in v.labels.iter().filter(|(n, _)| targets.is_empty() || r.params.get("targetLabels").is_none() || targets.iter().any(|t| t == n)) {
-                let key = Labels::from_pairs([(name, "")]).map_err(ApiError::from)?;
-                *groups.entry(key).or_default() += v.bytes;
-            }
-        } else {
-            let pairs: Vec<(&str, &str)> = v.labels.iter().filter(|(n, _)| targets.iter().any(|t| t == n)).collect();
-            if pairs.is_empty() {
-                continue;
-            }
-            *groups.entry(Labels::from_pairs(pairs).map_err(ApiError::from)?).or_default() += v.bytes;
-        }
-    }
-    let mut sorted: Vec<(Labels, u64)> = groups.into_iter().collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    sorted.truncate(limit);
+    let g = VolumeGrouping::parse(&r)?;
+    let sorted = g.volumes(&state, &r, r.start, r.end).await?;
     let ts = ts_json(r.end);
     let result: Vec<serde_json::Value> =
         sorted.iter().map(|(l, b)| serde_json::json!({"metric": labels_json(l), "value": [ts.clone(), b.to_string()]})).collect();
     Ok(Json(serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})).into_response())
+}
+
+/// `/loki/api/v1/index/volume_range`: the same per `step` bucket, as Loki's frontend
+/// splits it: buckets aligned to the step, each stamped with its end (1 ms before the next
+/// boundary, the last with `end`), `limit` applied per bucket. A vector when no series has
+/// more than one point, as in Loki.
+pub async fn index_volume_range(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+    let g = VolumeGrouping::parse(&r)?;
+    let step = match r.params.get("step") {
+        Some(v) => parse_step(v)?,
+        None => ((r.end - r.start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+    };
+    if step <= 0 {
+        return Err(ApiError::bad_request("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+    }
+    if (r.end - r.start) / step > MAX_POINTS {
+        return Err(ApiError::bad_request(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    const MS: i64 = 1_000_000;
+    let mut series: std::collections::BTreeMap<Labels, Vec<(i64, u64)>> = std::collections::BTreeMap::new();
+    let mut from = r.start;
+    let mut boundary = r.start - r.start.rem_euclid(step) + step;
+    loop {
+        let last = boundary > r.end;
+        let through = if last { r.end } else { boundary - MS };
+        // The bucket is [from, through]; volumes take an exclusive end.
+        for (l, b) in g.volumes(&state, &r, from, through + 1).await? {
+            series.entry(l).or_default().push((through, b));
+        }
+        if last {
+            break;
+        }
+        from = boundary;
+        boundary += step;
+    }
+    let matrix = series.values().any(|pts| pts.len() > 1);
+    let mut ordered: Vec<(&Labels, &Vec<(i64, u64)>)> = series.iter().collect();
+    ordered.sort_by(|a, b| b.1[0].1.cmp(&a.1[0].1).then_with(|| a.0.cmp(b.0)));
+    let result: Vec<serde_json::Value> = ordered
+        .iter()
+        .map(|(l, pts)| {
+            if matrix {
+                serde_json::json!({"metric": labels_json(l), "values": pts.iter().map(|(t, b)| serde_json::json!([ts_json(*t), b.to_string()])).collect::<Vec<_>>()})
+            } else {
+                serde_json::json!({"metric": labels_json(l), "value": [ts_json(pts[0].0), pts[0].1.to_string()]})
+            }
+        })
+        .collect();
+    let kind = if matrix { "matrix" } else { "vector" };
+    Ok(Json(serde_json::json!({"status": "success", "data": {"resultType": kind, "result": result}})).into_response())
 }

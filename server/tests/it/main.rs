@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod drilldown;
 mod ingest;
 mod python_client;
 
