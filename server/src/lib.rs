@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod params;
 pub mod proto;
 pub mod push;
+mod tail;
 mod query_api;
 
 use std::future::Future;
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/detected_labels", get(drilldown::detected_labels).post(drilldown::detected_labels))
         .route("/loki/api/v1/detected_fields", get(drilldown::detected_fields).post(drilldown::detected_fields))
         .route("/loki/api/v1/detected_field/{name}/values", get(drilldown::detected_field_values).post(drilldown::detected_field_values))
+        .route("/loki/api/v1/tail", get(tail::tail))
+        .route("/api/prom/tail", get(tail::tail))
         .route("/loki/api/v1/patterns", get(drilldown::patterns).post(drilldown::patterns))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -37,6 +37,7 @@ mod matcher;
 mod push;
 mod schema;
 mod store;
+pub mod tail;
 mod tenant;
 pub mod wal;
 
@@ -49,4 +50,5 @@ pub use matcher::{MatchOp, Matcher};
 pub use push::{PushEntry, PushRequest, PushStream};
 pub use schema::*;
 pub use store::{FlushStats, Scan, ScanPart, ScanRequest, Store, TenantStats};
+pub use tail::TailSubscription;
 pub use tenant::{TenantId, DEFAULT_TENANT, MAX_TENANT_ID_LEN};

@@ -23,6 +23,7 @@ use crate::error::{io_err, Result, StoreError};
 use crate::head::Head;
 use crate::ingest::{self, PushOutcome, StreamActivity};
 use crate::metrics::StoreMetrics;
+use crate::tail::{TailRegistry, TailSubscription};
 use crate::limits::{IngestLimits, TokenBucket};
 use crate::labels::Labels;
 use crate::manifest::{Manifest, MANIFEST_FILE};
@@ -47,6 +48,7 @@ struct Inner {
     tenants: RwLock<BTreeMap<TenantId, Arc<Tenant>>>,
     chunk_seq: AtomicU64,
     metrics: Arc<StoreMetrics>,
+    tails: Arc<TailRegistry>,
 }
 
 struct Tenant {
@@ -178,6 +180,7 @@ impl Store {
                 tenants: RwLock::new(tenants),
                 chunk_seq: AtomicU64::new(0),
                 metrics,
+                tails: Arc::default(),
             }),
         }
     }
@@ -228,9 +231,22 @@ impl Store {
         encode_push(tenant, &req, &mut payload);
         let _gate = self.inner.gate.read().await;
         wal.append(payload).await?;
-        let mut state = t.state.write().unwrap();
-        outcome.accepted += apply_push(&mut state, &req);
+        {
+            let mut state = t.state.write().unwrap();
+            outcome.accepted += apply_push(&mut state, &req);
+        }
+        self.inner.tails.publish(tenant, &req);
         Ok(outcome)
+    }
+
+    /// Subscribes to the tenant's pushes from now on (live tail).
+    pub fn tail(&self, tenant: &TenantId) -> TailSubscription {
+        self.inner.tails.subscribe(tenant)
+    }
+
+    /// Live tails of a tenant.
+    pub fn active_tails(&self, tenant: &TenantId) -> usize {
+        self.inner.tails.active(tenant)
     }
 
     /// Streams of `tenant` that received data in the last 30 minutes.

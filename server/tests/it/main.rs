@@ -6,6 +6,7 @@ mod auth;
 mod drilldown;
 mod ingest;
 mod python_client;
+mod tail;
 
 use std::path::Path;
 
