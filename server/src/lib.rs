@@ -16,6 +16,7 @@ mod drilldown;
 mod error;
 pub mod limits;
 pub mod metrics;
+pub mod otlp;
 pub mod params;
 pub mod proto;
 pub mod push;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push::push))
         .route("/api/prom/push", post(push::push))
+        .route("/otlp/v1/logs", post(otlp::logs))
         .route("/loki/api/v1/query_range", get(query_api::query_range).post(query_api::query_range))
         .route("/loki/api/v1/query", get(query_api::query_instant).post(query_api::query_instant))
         .route("/loki/api/v1/labels", get(query_api::labels).post(query_api::labels))

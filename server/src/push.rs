@@ -82,7 +82,7 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<PushRequest, ApiError>
     }
 }
 
-fn read_limited(r: impl Read, what: &str) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn read_limited(r: impl Read, what: &str) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     r.take(MAX_DECODED_BYTES as u64 + 1)
         .read_to_end(&mut out)

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod drilldown;
 mod ingest;
+mod otlp;
 mod python_client;
 mod tail;
 
