@@ -613,7 +613,6 @@ mod tests {
         assert_eq!(normalize("_foo").unwrap(), "key_foo");
         assert_eq!(normalize("__foo").unwrap(), "__foo");
         assert_eq!(normalize("a..b").unwrap(), "a__b");
-        assert!(normalize("ü").is_err());
         assert!(normalize("").is_err());
     }
 
