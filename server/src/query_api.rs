@@ -56,7 +56,9 @@ pub async fn query_range(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
             let lq = LogQuery { expr, start, end, limit, direction, interval, categorize };
-            let streams = state.engine.log_query(&tenant, &lq).await?;
+            let limits = state.limits.get(&tenant);
+            check_query_length(start, end, limits)?;
+            let streams = with_timeout(limits, state.engine.log_query(&tenant, &lq)).await?;
             let data = StreamsData {
                 result_type: "streams",
                 encoding_flags: categorize.then_some(["categorize-labels"]),
@@ -82,10 +84,37 @@ pub async fn query_range(
             // rounded down and the end up to the step grid.
             let start = start - start.rem_euclid(step);
             let end = if end.rem_euclid(step) == 0 { end } else { end - end.rem_euclid(step) + step };
-            let r = state.engine.metric_query(&tenant, &m, start, end, step).await?;
+            let limits = state.limits.get(&tenant);
+            check_query_length(start, end, limits)?;
+            let r = with_timeout(limits, state.engine.metric_query(&tenant, &m, start, end, step)).await?;
             check_series_limit(&r, state.limits.get(&tenant).max_query_series)?;
             Ok(metric_json(r))
         }
+    }
+}
+
+/// Loki's `max_query_length`: a range longer than the tenant's limit is refused.
+fn check_query_length(start: i64, end: i64, limits: &crate::Limits) -> Result<(), ApiError> {
+    let max = i64::try_from(limits.max_query_length.as_nanos()).unwrap_or(i64::MAX);
+    if max > 0 && end - start > max {
+        let fmt = silt_query::duration::format_duration;
+        return Err(ApiError::bad_request(format!("the query time range exceeds the limit (query length: {}, limit: {})", fmt(end - start), fmt(max))));
+    }
+    Ok(())
+}
+
+/// Loki's `query_timeout`: a query still running after it fails with 504 (its work is
+/// dropped with the future).
+pub(crate) async fn with_timeout<T>(limits: &crate::Limits, f: impl std::future::Future<Output = Result<T, silt_query::QueryError>>) -> Result<T, ApiError> {
+    if limits.query_timeout.is_zero() {
+        return Ok(f.await?);
+    }
+    match tokio::time::timeout(limits.query_timeout, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed",
+        )),
     }
 }
 
@@ -171,7 +200,7 @@ pub async fn query_instant(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
         Expr::Metric(m) => {
-            let r = state.engine.metric_query(&tenant, &m, time, time, 0).await?;
+            let r = with_timeout(state.limits.get(&tenant), state.engine.metric_query(&tenant, &m, time, time, 0)).await?;
             check_series_limit(&r, state.limits.get(&tenant).max_query_series)?;
             Ok(metric_json(r))
         }

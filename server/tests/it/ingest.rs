@@ -81,7 +81,8 @@ async fn defaults_discover_service_name_and_level_and_reject_old_samples() {
 async fn per_tenant_overrides_and_rate_limits() {
     let dir = tempfile::tempdir().unwrap();
     let config = "[limits]\nmax_line_size = \"1KB\"\ndiscover_service_name = []\n\
-                  [overrides.tight]\nmax_line_size = 8\ningestion_rate_mb = 0.00001\ningestion_burst_size_mb = 0.0001\n";
+                  [overrides.tight]\nmax_line_size = 8\ningestion_rate_mb = 0.00001\ningestion_burst_size_mb = 0.0001\n\
+                  [overrides.hasty]\nquery_timeout = \"1ns\"\nmax_query_length = \"1h\"\n";
     let s = TestServer::start_with(dir.path(), config).await;
     let now = now_ns();
     let line = |ts: i64, l: &str| json!({"streams": [{"stream": {"job": "x"}, "values": [[ts.to_string(), l]]}]});
@@ -101,5 +102,15 @@ async fn per_tenant_overrides_and_rate_limits() {
         msg,
         "Ingestion rate limit exceeded for user tight (limit: 10 bytes/sec) while attempting to ingest '20' lines totaling '160' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased\n"
     );
+
+    // Query limits per tenant: the range length, and the timeout (504).
+    assert_eq!(push(&s.base, "hasty", line(now - 1000, "some data")).await.0, 204);
+    let q = |start: i64| vec![("query", r#"{job="x"}"#.to_string()), ("start", start.to_string()), ("end", now.to_string())];
+    let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("hasty"), &q(now - 2 * 3_600_000_000_000).iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!((st, body.as_str().unwrap()), (400, "the query time range exceeds the limit (query length: 2h, limit: 1h)"));
+    let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("hasty"), &q(now - 60_000_000_000).iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!(st, 504, "{body}");
+    let (st, _) = get(&s.base, "/loki/api/v1/query_range", Some("roomy"), &q(now - 2 * 3_600_000_000_000).iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!(st, 200);
     s.server.shutdown().await.unwrap();
 }
