@@ -14,6 +14,7 @@ pub mod config;
 pub mod discover;
 mod drilldown;
 mod error;
+mod legacy;
 pub mod limits;
 pub mod metrics;
 pub mod otlp;
@@ -64,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/label", get(query_api::labels).post(query_api::labels))
         .route("/loki/api/v1/label/{name}/values", get(query_api::label_values).post(query_api::label_values))
         .route("/loki/api/v1/series", get(query_api::series).post(query_api::series))
+        .route("/api/prom/query", get(legacy::query).post(legacy::query))
+        .route("/api/prom/label", get(legacy::labels).post(legacy::labels))
+        .route("/api/prom/label/{name}/values", get(legacy::label_values).post(legacy::label_values))
+        .route("/api/prom/series", get(query_api::series).post(query_api::series))
         .route("/loki/api/v1/index/stats", get(query_api::index_stats).post(query_api::index_stats))
         .route("/loki/api/v1/index/volume", get(query_api::index_volume).post(query_api::index_volume))
         .route("/loki/api/v1/index/volume_range", get(query_api::index_volume_range).post(query_api::index_volume_range))

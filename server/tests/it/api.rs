@@ -347,3 +347,28 @@ async fn index_stats_and_volume() {
     assert_eq!(body["data"]["result"].as_array().unwrap().len(), 1);
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn legacy_read_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    fill(&s.base).await;
+    let q = [&RANGE[..], &[("query", r#"{service="db"}"#), ("regexp", "deadlock 1[05]"), ("direction", "forward")]].concat();
+    let (st, body) = get(&s.base, "/api/prom/query", Some("acme"), &q).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"streams": [{"labels": r#"{env="prod", service="db"}"#, "entries": [
+            {"ts": "2026-01-15T23:00:10.000000007Z", "line": "ERROR deadlock 10"},
+            {"ts": "2026-01-15T23:00:15.000000007Z", "line": "ERROR deadlock 15"}]}]})
+    );
+    let (st, body) = get(&s.base, "/api/prom/query", Some("acme"), &[&RANGE[..], &[("query", r#"count_over_time({a="b"}[1m])"#)]].concat()).await;
+    assert_eq!((st, body.as_str().unwrap()), (400, "legacy endpoints only support streams result type"));
+    let (_, body) = get(&s.base, "/api/prom/label", Some("acme"), &RANGE).await;
+    assert_eq!(body, json!({"values": ["env", "service"]}));
+    let (_, body) = get(&s.base, "/api/prom/label/service/values", Some("acme"), &RANGE).await;
+    assert_eq!(body, json!({"values": ["api", "db"]}));
+    let (_, body) = get(&s.base, "/api/prom/label/nope/values", Some("acme"), &RANGE).await;
+    assert_eq!(body, json!({}));
+    s.server.shutdown().await.unwrap();
+}
