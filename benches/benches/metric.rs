@@ -50,7 +50,7 @@ fn metric(c: &mut Criterion) {
     ] {
         let Expr::Metric(m) = silt_query::parse(q).unwrap() else { unreachable!("metric query") };
         let step = (span / 250).max(1_000_000_000);
-        g.bench_function(name, |b| b.iter(|| rt.block_on(engine.metric_query(&tenant, &m, T0, T0 + span, step)).unwrap()));
+        g.bench_function(name, |b| b.iter(|| rt.block_on(engine.metric_query(std::slice::from_ref(&tenant), &m, T0, T0 + span, step)).unwrap()));
     }
     g.finish();
 }

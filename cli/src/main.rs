@@ -195,7 +195,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot open {}", data_dir.display()))?;
             let engine = Engine::new(store);
             let direction = if forward { Direction::Forward } else { Direction::Backward };
-            let streams = engine.log_query(&tenant, &LogQuery { expr, start, end, limit, direction, interval: 0, categorize: false }).await?;
+            let streams = engine.log_query(std::slice::from_ref(&tenant), &LogQuery { expr, start, end, limit, direction, interval: 0, categorize: false }).await?;
             print_streams(&streams, direction, output)
         }
         Cmd::Bench { lines, hours, seed, clients, format, warm_runs, dir, keep_page_cache, out } => {

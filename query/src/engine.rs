@@ -87,12 +87,12 @@ impl Engine {
     /// Returns the plan, the stream labels it will see, and the rest of the pipeline.
     fn scan_plan<'e>(
         &self,
-        tenant: &TenantId,
+        tenants: &[TenantId],
         log: &'e crate::ast::LogExpr,
         start: i64,
         end: i64,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
-        let table = Arc::new(LogTable::new(self.store.clone(), tenant.clone(), log.selector.clone()));
+        let table = Arc::new(LogTable::new(self.store.clone(), tenants, log.selector.clone()));
         let streams = table.streams();
         let df = self.session().read_table(table)?;
         let split = log.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(log.pipeline.len());
@@ -107,11 +107,11 @@ impl Engine {
         Ok((df.filter(predicate)?, streams, rest))
     }
 
-    pub async fn log_query(&self, tenant: &TenantId, q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
+    pub async fn log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
-        let (mut df, streams, rest) = self.scan_plan(tenant, &q.expr, q.start, q.end)?;
+        let (mut df, streams, rest) = self.scan_plan(tenants, &q.expr, q.start, q.end)?;
         let pipeline = Pipeline::compile(rest)?;
         let with_pipeline = !pipeline.is_noop();
         if with_pipeline {
@@ -248,7 +248,7 @@ impl Engine {
     /// for every entry that survives, batch by batch.
     async fn for_each_entry(
         &self,
-        tenant: &TenantId,
+        tenants: &[TenantId],
         log: &crate::ast::LogExpr,
         start: i64,
         end: i64,
@@ -258,7 +258,7 @@ impl Engine {
         if start >= end {
             return Ok(());
         }
-        let (mut df, streams, rest) = self.scan_plan(tenant, log, start, end)?;
+        let (mut df, streams, rest) = self.scan_plan(tenants, log, start, end)?;
         let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
         let udf = ScalarUDF::new_from_impl(PipelineUdf::new(Pipeline::compile(rest)?, streams, key));
         df = df.select(vec![col(COL_TS), udf.call(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)]).alias("p")])?;
@@ -284,20 +284,20 @@ impl Engine {
     /// parsed labels together. For whole-range summaries (patterns).
     pub async fn scan_entries(
         &self,
-        tenant: &TenantId,
+        tenants: &[TenantId],
         log: &crate::ast::LogExpr,
         start: i64,
         end: i64,
         f: &mut (dyn FnMut(i64, &str, Vec<(String, String)>) -> Result<(), QueryError> + Send),
     ) -> Result<(), QueryError> {
-        self.for_each_entry(tenant, log, start, end, f).await
+        self.for_each_entry(tenants, log, start, end, f).await
     }
 
     /// Evaluates a metric query at `start, start+step, ... <= end` (`step == 0`: instant).
-    pub async fn metric_query(&self, tenant: &TenantId, expr: &crate::ast::MetricExpr, start: i64, end: i64, step: i64) -> Result<MetricResult, QueryError> {
+    pub async fn metric_query(&self, tenants: &[TenantId], expr: &crate::ast::MetricExpr, start: i64, end: i64, step: i64) -> Result<MetricResult, QueryError> {
         let steps = crate::metric::Steps::new(start, end, step);
         let instant = step == 0;
-        let value = self.eval(tenant, expr, &steps, true).await?;
+        let value = self.eval(tenants, expr, &steps, true).await?;
         let sorted = matches!(expr, crate::ast::MetricExpr::VectorAgg { op: crate::ast::VectorOp::Sort | crate::ast::VectorOp::SortDesc, .. });
         let desc = matches!(expr, crate::ast::MetricExpr::VectorAgg { op: crate::ast::VectorOp::SortDesc, .. });
         Ok(match value {
@@ -328,7 +328,7 @@ impl Engine {
 
     fn eval<'a>(
         &'a self,
-        tenant: &'a TenantId,
+        tenants: &'a [TenantId],
         expr: &'a crate::ast::MetricExpr,
         steps: &'a crate::metric::Steps,
         labels_needed: bool,
@@ -343,7 +343,7 @@ impl Engine {
                     s.insert(Labels::default(), vec![Some(*v); steps.n]);
                     Value::Vector(s)
                 }
-                M::RangeAgg { op, param, range, grouping } => self.range_agg(tenant, steps, RangeSpec { range, op: *op, param: *param, grouping: grouping.as_ref(), labels_needed, merge: None }).await?,
+                M::RangeAgg { op, param, range, grouping } => self.range_agg(tenants, steps, RangeSpec { range, op: *op, param: *param, grouping: grouping.as_ref(), labels_needed, merge: None }).await?,
                 M::VectorAgg { op, param, inner, grouping } => {
                     // Loki's parsers skip parsing when nothing above needs labels.
                     let needed = !(*op == crate::ast::VectorOp::Sum
@@ -354,9 +354,9 @@ impl Engine {
                         // Merge samples into the groups while reading when that is exact.
                         M::RangeAgg { op: rop, param: rparam, range, grouping: rgrouping } if crate::metric::merges_samples(*op, *rop) => {
                             let spec = RangeSpec { range, op: *rop, param: *rparam, grouping: rgrouping.as_ref(), labels_needed: needed, merge: Some(grouping.as_ref()) };
-                            self.range_agg(tenant, steps, spec).await?
+                            self.range_agg(tenants, steps, spec).await?
                         }
-                        _ => self.eval(tenant, inner, steps, needed).await?,
+                        _ => self.eval(tenants, inner, steps, needed).await?,
                     };
                     match set {
                         Value::Vector(set) => Value::Vector(crate::metric::vector_agg(*op, *param, grouping.as_ref(), set, steps.n)),
@@ -364,8 +364,8 @@ impl Engine {
                     }
                 }
                 M::Binary { op, lhs, rhs, return_bool, matching } => {
-                    let l = self.eval(tenant, lhs, steps, true).await?;
-                    let r = self.eval(tenant, rhs, steps, true).await?;
+                    let l = self.eval(tenants, lhs, steps, true).await?;
+                    let r = self.eval(tenants, rhs, steps, true).await?;
                     match (l, r) {
                         (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(crate::parser::fold(*op, a, b)),
                         (Value::Vector(v), Value::Scalar(s)) => Value::Vector(crate::metric::vector_scalar(*op, v, s, false, *return_bool)),
@@ -375,7 +375,7 @@ impl Engine {
                         }
                     }
                 }
-                M::LabelReplace { inner, dst, replacement, src, regex } => match self.eval(tenant, inner, steps, true).await? {
+                M::LabelReplace { inner, dst, replacement, src, regex } => match self.eval(tenants, inner, steps, true).await? {
                     Value::Vector(set) => Value::Vector(crate::metric::label_replace(set, dst, replacement, src, regex)?),
                     s => s,
                 },
@@ -387,12 +387,12 @@ impl Engine {
 impl Engine {
     /// Evaluates one range aggregation: one pass over its log query, samples added to the
     /// windows they fall in.
-    async fn range_agg(&self, tenant: &TenantId, steps: &crate::metric::Steps, spec: crate::metric::RangeSpec<'_>) -> Result<crate::metric::Value, QueryError> {
+    async fn range_agg(&self, tenants: &[TenantId], steps: &crate::metric::Steps, spec: crate::metric::RangeSpec<'_>) -> Result<crate::metric::Value, QueryError> {
         let range = spec.range;
         let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone());
         let from = steps.start - range.offset - range.range;
         let to = steps.at(steps.n - 1) - range.offset + 1;
-        self.for_each_entry(tenant, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
+        self.for_each_entry(tenants, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
         Ok(crate::metric::Value::Vector(acc.finish()?))
     }
 }
@@ -408,33 +408,43 @@ pub struct StreamVolume {
 impl Engine {
     /// Exact per-stream entry and byte counts of the matching streams in `[start, end)`,
     /// and how many storage parts (chunks and heads) hold them.
-    pub async fn volumes(&self, tenant: &TenantId, matchers: &[silt_storage::Matcher], start: i64, end: i64) -> Result<(Vec<StreamVolume>, usize), QueryError> {
-        let req = silt_storage::ScanRequest { matchers: matchers.to_vec(), start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]) };
-        let scan = self.store.scan(tenant, &req)?;
-        let parts = scan.parts.len();
-        let streams = scan.streams;
-        let per_fp = tokio::task::spawn_blocking(move || -> Result<std::collections::HashMap<u64, (u64, u64)>, QueryError> {
-            let mut acc: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
-            for part in scan.parts {
-                for b in part.execute() {
-                    let b = b?;
-                    let fp = b.column(0).as_primitive::<UInt64Type>();
-                    let line = b.column(1).as_string::<i32>();
-                    for i in 0..b.num_rows() {
-                        let e = acc.entry(fp.value(i)).or_default();
-                        e.0 += 1;
-                        e.1 += line.value(i).len() as u64;
+    pub async fn volumes(&self, tenants: &[TenantId], matchers: &[silt_storage::Matcher], start: i64, end: i64) -> Result<(Vec<StreamVolume>, usize), QueryError> {
+        let (tenants, matchers) = crate::provider::split_tenant_matchers(tenants, matchers);
+        let multi = tenants.len() > 1;
+        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]) };
+        // Per tenant: its parts, and its streams by fingerprint (labels as the query sees them).
+        let mut work = Vec::new();
+        let mut parts = 0;
+        for tenant in &tenants {
+            let scan = self.store.scan(tenant, &req)?;
+            parts += scan.parts.len();
+            let streams: std::collections::HashMap<u64, Labels> =
+                scan.streams.into_iter().map(|(fp, l)| if multi { (fp, crate::provider::tenant_stream(tenant, fp, &l).1) } else { (fp, l) }).collect();
+            work.push((scan.parts, streams));
+        }
+        let out = tokio::task::spawn_blocking(move || -> Result<Vec<StreamVolume>, QueryError> {
+            let mut out = Vec::new();
+            for (scan_parts, streams) in work {
+                let mut acc: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
+                for part in scan_parts {
+                    for b in part.execute() {
+                        let b = b?;
+                        let fp = b.column(0).as_primitive::<UInt64Type>();
+                        let line = b.column(1).as_string::<i32>();
+                        for i in 0..b.num_rows() {
+                            let e = acc.entry(fp.value(i)).or_default();
+                            e.0 += 1;
+                            e.1 += line.value(i).len() as u64;
+                        }
                     }
                 }
+                out.extend(acc.into_iter().filter_map(|(fp, (entries, bytes))| streams.get(&fp).map(|l| StreamVolume { labels: l.clone(), entries, bytes })));
             }
-            Ok(acc)
+            Ok(out)
         })
         .await
         .map_err(|e| QueryError::Internal(e.to_string()))??;
-        let mut out: Vec<StreamVolume> = per_fp
-            .into_iter()
-            .filter_map(|(fp, (entries, bytes))| streams.get(&fp).map(|l| StreamVolume { labels: l.clone(), entries, bytes }))
-            .collect();
+        let mut out = out;
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok((out, parts))
     }

@@ -25,20 +25,61 @@ pub type StreamLabels = Arc<Mutex<HashMap<u64, Labels>>>;
 
 pub struct LogTable {
     store: Store,
-    tenant: TenantId,
+    tenants: Vec<TenantId>,
     matchers: Vec<Matcher>,
     streams: StreamLabels,
 }
 
 impl std::fmt::Debug for LogTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogTable").field("tenant", &self.tenant).field("matchers", &self.matchers).finish()
+        f.debug_struct("LogTable").field("tenants", &self.tenants).field("matchers", &self.matchers).finish()
     }
 }
 
+/// The label Loki adds to every stream of a query over several tenants.
+pub const TENANT_LABEL: &str = "__tenant_id__";
+/// What a stream's own `__tenant_id__` label is renamed to in such a query.
+pub const ORIGINAL_TENANT_LABEL: &str = "original___tenant_id__";
+
+/// Loki's multi-tenant query rules: matchers on `__tenant_id__` pick the tenants (and are
+/// removed from the selector); a matcher on `original___tenant_id__` is one on the streams'
+/// own `__tenant_id__` label. With one tenant nothing changes.
+pub fn split_tenant_matchers(tenants: &[TenantId], matchers: &[Matcher]) -> (Vec<TenantId>, Vec<Matcher>) {
+    if tenants.len() < 2 {
+        return (tenants.to_vec(), matchers.to_vec());
+    }
+    let (on_tenant, rest): (Vec<&Matcher>, Vec<&Matcher>) = matchers.iter().partition(|m| m.name == TENANT_LABEL);
+    let picked = tenants.iter().filter(|t| on_tenant.iter().all(|m| m.matches(t.as_str()))).cloned().collect();
+    let rest = rest
+        .into_iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if m.name == ORIGINAL_TENANT_LABEL {
+                m.name = TENANT_LABEL.to_string();
+            }
+            m
+        })
+        .collect();
+    (picked, rest)
+}
+
+/// A stream of `tenant` as a multi-tenant query sees it: its fingerprint made distinct
+/// from other tenants' (the same labels may exist in several), and `__tenant_id__` set.
+pub fn tenant_stream(tenant: &TenantId, fp: u64, labels: &Labels) -> (u64, Labels) {
+    let pairs = labels.iter().map(|(n, v)| (if n == TENANT_LABEL { ORIGINAL_TENANT_LABEL } else { n }, v)).chain(std::iter::once((TENANT_LABEL, tenant.as_str())));
+    let labels = Labels::from_pairs(pairs).unwrap_or_else(|_| labels.clone());
+    (fp ^ tenant_salt(tenant), labels)
+}
+
+fn tenant_salt(tenant: &TenantId) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(tenant.as_str().as_bytes()) | 1
+}
+
 impl LogTable {
-    pub fn new(store: Store, tenant: TenantId, matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenant, matchers, streams: Arc::default() }
+    /// A table over the streams of `tenants` that `matchers` select. Several tenants are
+    /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
+    pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default() }
     }
 
     /// Filled in by `scan`: the labels of every stream the plan reads.
@@ -105,21 +146,34 @@ impl TableProvider for LogTable {
                 end = end.min(e);
             }
         }
-        let req = ScanRequest { matchers: self.matchers.clone(), start, end, projection: projection.cloned() };
-        let scan = self.store.scan(&self.tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        self.streams.lock().unwrap().extend(scan.streams);
+        let multi = self.tenants.len() > 1;
+        let (tenants, matchers) = split_tenant_matchers(&self.tenants, &self.matchers);
+        let req = ScanRequest { matchers, start, end, projection: projection.cloned() };
+        let mut all_parts: Vec<(ScanPart, u64)> = Vec::new();
+        for tenant in &tenants {
+            let scan = self.store.scan(tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let mut streams = self.streams.lock().unwrap();
+            if multi {
+                streams.extend(scan.streams.iter().map(|(fp, l)| tenant_stream(tenant, *fp, l)));
+                let salt = tenant_salt(tenant);
+                all_parts.extend(scan.parts.into_iter().map(|p| (p, salt)));
+            } else {
+                streams.extend(scan.streams);
+                all_parts.extend(scan.parts.into_iter().map(|p| (p, 0)));
+            }
+        }
         let schema = match projection {
             Some(p) => Arc::new(log_schema().project(p)?),
             None => log_schema(),
         };
-        if scan.parts.is_empty() {
+        if all_parts.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
         // At most `target_partitions` streams, each reading its share of the parts in turn:
         // a query over hundreds of chunks keeps two readers busy, not hundreds.
-        let n = state.config().target_partitions().clamp(1, scan.parts.len());
-        let mut groups: Vec<Vec<ScanPart>> = (0..n).map(|_| Vec::new()).collect();
-        for (i, p) in scan.parts.into_iter().enumerate() {
+        let n = state.config().target_partitions().clamp(1, all_parts.len());
+        let mut groups: Vec<Vec<(ScanPart, u64)>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, p) in all_parts.into_iter().enumerate() {
             groups[i % n].push(p);
         }
         let parts: Vec<Arc<dyn PartitionStream>> = groups
@@ -130,11 +184,25 @@ impl TableProvider for LogTable {
     }
 }
 
+/// The batch with its stream fingerprints xor-ed with `salt` (see [`tenant_stream`]).
+fn salted(b: arrow::record_batch::RecordBatch, salt: u64) -> DfResult<arrow::record_batch::RecordBatch> {
+    if salt == 0 {
+        return Ok(b);
+    }
+    let Ok(i) = b.schema().index_of(silt_storage::COL_STREAM) else { return Ok(b) };
+    let fp = arrow::array::AsArray::as_primitive::<arrow::datatypes::UInt64Type>(b.column(i));
+    let salted: arrow::array::UInt64Array = fp.unary(|v| v ^ salt);
+    let mut cols = b.columns().to_vec();
+    cols[i] = Arc::new(salted);
+    Ok(arrow::record_batch::RecordBatch::try_new(b.schema(), cols)?)
+}
+
 /// Storage scan parts read one after another as one DataFusion partition. It can be
-/// executed once.
+/// executed once. Each part comes with the salt its stream fingerprints are xor-ed with
+/// (0 in single-tenant queries).
 struct PartStream {
     schema: SchemaRef,
-    parts: Mutex<Option<Vec<ScanPart>>>,
+    parts: Mutex<Option<Vec<(ScanPart, u64)>>>,
 }
 
 impl std::fmt::Debug for PartStream {
@@ -154,8 +222,8 @@ impl PartitionStream for PartStream {
         match parts {
             Some(parts) => {
                 tokio::task::spawn_blocking(move || {
-                    for b in parts.into_iter().flat_map(ScanPart::execute) {
-                        let b = b.map_err(|e| DataFusionError::External(Box::new(e)));
+                    for (b, salt) in parts.into_iter().flat_map(|(p, salt)| p.execute().map(move |b| (b, salt))) {
+                        let b = b.map_err(|e| DataFusionError::External(Box::new(e))).and_then(|b| salted(b, salt));
                         if tx.blocking_send(b).is_err() {
                             return; // the query stopped reading (limit reached or cancelled)
                         }

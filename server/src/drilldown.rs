@@ -107,7 +107,7 @@ async fn sample(state: &AppState, tenant: &silt_storage::TenantId, p: &Params, s
         return Err(ApiError::bad_request(format!("max entries limit per query exceeded, limit > max_entries_limit_per_query ({line_limit} > {max})")));
     }
     let q = LogQuery { expr, start, end, limit: line_limit, direction: Direction::Backward, interval: 0, categorize: true };
-    Ok(state.engine.log_query(tenant, &q).await?)
+    Ok(state.engine.log_query(std::slice::from_ref(tenant), &q).await?)
 }
 
 /// The field `limit` (alias `field_limit`), default 1000.
@@ -302,7 +302,7 @@ pub async fn patterns(State(state): State<AppState>, method: Method, RawQuery(q)
     let mut miner = Patterns::default();
     state
         .engine
-        .scan_entries(&tenant, &log, start, end, &mut |ts, line, labels| {
+        .scan_entries(std::slice::from_ref(&tenant), &log, start, end, &mut |ts, line, labels| {
             let level = labels.iter().find(|(n, _)| n == crate::discover::DETECTED_LEVEL).map_or("unknown", |(_, v)| v.as_str());
             miner.add(line, level, ts - ts.rem_euclid(step));
             Ok(())

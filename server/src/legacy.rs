@@ -43,7 +43,7 @@ pub async fn query(State(state): State<AppState>, method: Method, RawQuery(q): R
         )));
     }
     let lq = LogQuery { expr, start, end, limit, direction: p.direction()?, interval: 0, categorize: false };
-    let streams = crate::query_api::with_timeout(limits, state.engine.log_query(&tenant, &lq)).await?;
+    let streams = crate::query_api::with_timeout(limits, state.engine.log_query(std::slice::from_ref(&tenant), &lq)).await?;
     let streams: Vec<serde_json::Value> = streams
         .iter()
         .map(|s| {

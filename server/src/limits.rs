@@ -208,6 +208,32 @@ impl TenantLimits {
         self.overrides.get(tenant.as_str()).unwrap_or(&self.defaults)
     }
 
+    /// The limits of a query over several tenants: for each query limit the smallest
+    /// non-zero one of theirs, as Loki does.
+    pub fn for_tenants(&self, tenants: &[TenantId]) -> Arc<Limits> {
+        let mut it = tenants.iter().map(|t| self.get(t));
+        let Some(first) = it.next() else { return self.defaults.clone() };
+        if tenants.len() == 1 {
+            return first.clone();
+        }
+        let mut l = (**first).clone();
+        fn min_nonzero<T: PartialOrd + Default + Copy>(a: T, b: T) -> T {
+            let zero = T::default();
+            if a == zero || (b != zero && b < a) {
+                b
+            } else {
+                a
+            }
+        }
+        for o in it {
+            l.max_entries_limit_per_query = min_nonzero(l.max_entries_limit_per_query, o.max_entries_limit_per_query);
+            l.max_query_series = min_nonzero(l.max_query_series, o.max_query_series);
+            l.max_query_length = min_nonzero(l.max_query_length, o.max_query_length);
+            l.query_timeout = min_nonzero(l.query_timeout, o.query_timeout);
+        }
+        Arc::new(l)
+    }
+
     pub fn defaults(&self) -> &Arc<Limits> {
         &self.defaults
     }

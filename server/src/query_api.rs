@@ -14,7 +14,6 @@ use silt_storage::Labels;
 
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::auth::Access;
 use crate::AppState;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -28,7 +27,8 @@ pub async fn query_range(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = state.auth.tenant(&headers, Access::Read)?;
+    let tenants = state.auth.tenants(&headers)?;
+    let limits = state.limits.for_tenants(&tenants);
     let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
     let query = p.get("query").unwrap_or("");
     let (start, end) = p.range(HOUR_NS)?;
@@ -44,7 +44,7 @@ pub async fn query_range(
     let expr = parse(query)?;
     match expr {
         Expr::Log(expr) => {
-            let max = state.limits.get(&tenant).max_entries_limit_per_query;
+            let max = limits.max_entries_limit_per_query;
             if max > 0 && limit > max {
                 return Err(ApiError::bad_request(format!(
                     "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
@@ -56,9 +56,8 @@ pub async fn query_range(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.split(',').any(|f| f.trim() == "categorize-labels"));
             let lq = LogQuery { expr, start, end, limit, direction, interval, categorize };
-            let limits = state.limits.get(&tenant);
-            check_query_length(start, end, limits)?;
-            let streams = with_timeout(limits, state.engine.log_query(&tenant, &lq)).await?;
+            check_query_length(start, end, &limits)?;
+            let streams = with_timeout(&limits, state.engine.log_query(&tenants, &lq)).await?;
             let data = StreamsData {
                 result_type: "streams",
                 encoding_flags: categorize.then_some(["categorize-labels"]),
@@ -84,10 +83,9 @@ pub async fn query_range(
             // rounded down and the end up to the step grid.
             let start = start - start.rem_euclid(step);
             let end = if end.rem_euclid(step) == 0 { end } else { end - end.rem_euclid(step) + step };
-            let limits = state.limits.get(&tenant);
-            check_query_length(start, end, limits)?;
-            let r = with_timeout(limits, state.engine.metric_query(&tenant, &m, start, end, step)).await?;
-            check_series_limit(&r, state.limits.get(&tenant).max_query_series)?;
+            check_query_length(start, end, &limits)?;
+            let r = with_timeout(&limits, state.engine.metric_query(&tenants, &m, start, end, step)).await?;
+            check_series_limit(&r, limits.max_query_series)?;
             Ok(metric_json(r))
         }
     }
@@ -189,7 +187,8 @@ pub async fn query_instant(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = state.auth.tenant(&headers, Access::Read)?;
+    let tenants = state.auth.tenants(&headers)?;
+    let limits = state.limits.for_tenants(&tenants);
     let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
     let time = match p.get("time") {
         Some(v) => crate::params::parse_time(v).ok_or_else(|| ApiError::bad_request(format!("invalid time: cannot parse \"{v}\" to a valid timestamp")))?,
@@ -200,17 +199,17 @@ pub async fn query_instant(
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
         Expr::Metric(m) => {
-            let r = with_timeout(state.limits.get(&tenant), state.engine.metric_query(&tenant, &m, time, time, 0)).await?;
-            check_series_limit(&r, state.limits.get(&tenant).max_query_series)?;
+            let r = with_timeout(&limits, state.engine.metric_query(&tenants, &m, time, time, 0)).await?;
+            check_series_limit(&r, limits.max_query_series)?;
             Ok(metric_json(r))
         }
     }
 }
 
-/// What the metadata endpoints share: tenant, optional `query` selector, and a range that
+/// What the metadata endpoints share: tenants, optional `query` selector, and a range that
 /// defaults to the last 6 hours, as in Loki.
 struct MetadataRequest {
-    tenant: silt_storage::TenantId,
+    tenants: Vec<silt_storage::TenantId>,
     params: Params,
     matchers: Vec<silt_storage::Matcher>,
     start: i64,
@@ -219,20 +218,41 @@ struct MetadataRequest {
 
 impl MetadataRequest {
     fn parse(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
-        let tenant = state.auth.tenant(headers, Access::Read)?;
+        let tenants = state.auth.tenants(headers)?;
         let params = Params::from_request(method, q, headers, body)?;
         let (start, end) = params.range(6 * HOUR_NS)?;
         let matchers = match params.get("query") {
             Some(sel) => parse_selector(sel)?,
             None => Vec::new(),
         };
-        Ok(MetadataRequest { tenant, params, matchers, start, end })
+        Ok(MetadataRequest { tenants, params, matchers, start, end })
+    }
+
+    fn multi(&self) -> bool {
+        self.tenants.len() > 1
+    }
+
+    /// The tenants `matchers` select and the matchers left for their streams (Loki's
+    /// multi-tenant rules on `__tenant_id__`).
+    fn split(&self, matchers: &[silt_storage::Matcher]) -> (Vec<silt_storage::TenantId>, Vec<silt_storage::Matcher>) {
+        silt_query::provider::split_tenant_matchers(&self.tenants, matchers)
     }
 }
 
 pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
-    Ok(string_list(state.store.label_names(&r.tenant, &r.matchers, r.start, r.end)))
+    let (tenants, matchers) = r.split(&r.matchers);
+    let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for t in &tenants {
+        names.extend(state.store.label_names(t, &matchers, r.start, r.end));
+    }
+    if r.multi() && !tenants.is_empty() {
+        if names.remove(silt_query::provider::TENANT_LABEL) {
+            names.insert(silt_query::provider::ORIGINAL_TENANT_LABEL.to_string());
+        }
+        names.insert(silt_query::provider::TENANT_LABEL.to_string());
+    }
+    Ok(string_list(names.into_iter().collect()))
 }
 
 pub async fn label_values(
@@ -244,20 +264,37 @@ pub async fn label_values(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
-    Ok(string_list(state.store.label_values(&r.tenant, &name, &r.matchers, r.start, r.end)))
+    let (tenants, matchers) = r.split(&r.matchers);
+    if r.multi() && name == silt_query::provider::TENANT_LABEL {
+        return Ok(string_list(tenants.iter().map(|t| t.to_string()).collect()));
+    }
+    let name = if r.multi() && name == silt_query::provider::ORIGINAL_TENANT_LABEL { silt_query::provider::TENANT_LABEL.to_string() } else { name };
+    let mut values: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for t in &tenants {
+        values.extend(state.store.label_values(t, &name, &matchers, r.start, r.end));
+    }
+    Ok(string_list(values.into_iter().collect()))
 }
 
 /// `/loki/api/v1/series`: the label sets of the streams matching any `match[]` selector
 /// (all streams when none is given) with entries in the range.
 pub async fn series(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
-    let selectors: Vec<&String> = r.params.all("match[]").iter().chain(r.params.all("match")).filter(|s| !s.is_empty()).collect();
-    let mut found: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
-    if selectors.is_empty() {
-        found.extend(state.store.series(&r.tenant, &r.matchers, r.start, r.end));
+    let mut selectors: Vec<Vec<silt_storage::Matcher>> = Vec::new();
+    for sel in r.params.all("match[]").iter().chain(r.params.all("match")).filter(|s| !s.is_empty()) {
+        selectors.push(parse_selector(sel)?);
     }
-    for sel in selectors {
-        found.extend(state.store.series(&r.tenant, &parse_selector(sel)?, r.start, r.end));
+    if selectors.is_empty() {
+        selectors.push(r.matchers.clone());
+    }
+    let mut found: std::collections::BTreeSet<Labels> = std::collections::BTreeSet::new();
+    for sel in &selectors {
+        let (tenants, matchers) = r.split(sel);
+        for t in &tenants {
+            for l in state.store.series(t, &matchers, r.start, r.end) {
+                found.insert(if r.multi() { silt_query::provider::tenant_stream(t, 0, &l).1 } else { l });
+            }
+        }
     }
     let data: Vec<LabelsJson<'_>> = found.iter().map(LabelsJson).collect();
     Ok(Json(Success { status: "success", data }).into_response())
@@ -359,7 +396,7 @@ impl Serialize for ValuesJson<'_> {
 /// streams in the range. Loki estimates these from its index; silt counts exactly.
 pub async fn index_stats(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
-    let (vols, parts) = state.engine.volumes(&r.tenant, &r.matchers, r.start, r.end).await?;
+    let (vols, parts) = state.engine.volumes(&r.tenants, &r.matchers, r.start, r.end).await?;
     let entries: u64 = vols.iter().map(|v| v.entries).sum();
     let bytes: u64 = vols.iter().map(|v| v.bytes).sum();
     let chunks = if vols.is_empty() { 0 } else { parts };
@@ -397,7 +434,7 @@ impl VolumeGrouping {
 
     /// Bytes per group in `[start, end)`, the `limit` largest, largest first.
     async fn volumes(&self, state: &AppState, r: &MetadataRequest, start: i64, end: i64) -> Result<Vec<(Labels, u64)>, ApiError> {
-        let (vols, _) = state.engine.volumes(&r.tenant, &r.matchers, start, end).await?;
+        let (vols, _) = state.engine.volumes(&r.tenants, &r.matchers, start, end).await?;
         let mut groups: std::collections::BTreeMap<Labels, u64> = std::collections::BTreeMap::new();
         for v in &vols {
             if self.by_labels {

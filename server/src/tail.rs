@@ -108,7 +108,7 @@ async fn stream(state: &AppState, req: &TailRequest, socket: &mut WebSocket, sub
     let now = crate::params::now_ns();
     // The backfill: the newest `limit` entries since `start`, oldest first.
     let q = LogQuery { expr: req.expr.clone(), start: req.start, end: now, limit: req.limit, direction: Direction::Backward, interval: 0, categorize: true };
-    let streams = state.engine.log_query(&req.tenant, &q).await.map_err(|e| e.to_string())?;
+    let streams = state.engine.log_query(std::slice::from_ref(&req.tenant), &q).await.map_err(|e| e.to_string())?;
     let mut backfill: Vec<Out> = streams
         .into_iter()
         .flat_map(|s| {

@@ -78,3 +78,43 @@ async fn tokens_bind_a_tenant_and_a_role() {
     assert_eq!(send(client().post(s.url("/flush")).bearer_auth("a-0123456789")).await.0, 204);
     s.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn multi_tenant_reads_as_loki() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(dir.path(), &format!("auth_enabled = true\nmulti_tenant_queries_enabled = true\n{LIMITS}")).await;
+    for t in ["acme", "globex"] {
+        let r = client().post(s.url("/loki/api/v1/push")).header("X-Scope-OrgID", t).json(&body(&format!("{t}'s line"))).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    let get = |path: &str, query: Option<&str>| {
+        let mut q: Vec<(&str, &str)> = RANGE[..2].to_vec();
+        if let Some(x) = query {
+            q.push(("query", x));
+        }
+        client().get(s.url(path)).header("X-Scope-OrgID", "globex|acme").query(&q).send()
+    };
+    let v: serde_json::Value = get("/loki/api/v1/query_range", Some(r#"{job="x"}"#)).await.unwrap().json().await.unwrap();
+    let mut streams: Vec<String> = v["data"]["result"].as_array().unwrap().iter().map(|s| s["stream"].to_string()).collect();
+    streams.sort();
+    assert_eq!(streams, [r#"{"__tenant_id__":"acme","job":"x"}"#, r#"{"__tenant_id__":"globex","job":"x"}"#]);
+
+    let v: serde_json::Value = get("/loki/api/v1/query_range", Some(r#"{job="x", __tenant_id__="acme"}"#)).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"]["result"][0]["values"][0][1], "acme's line");
+
+    let v: serde_json::Value = get("/loki/api/v1/query_range", Some(r#"sum by (__tenant_id__) (count_over_time({job="x"}[1h]))"#)).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2, "{v}");
+    let v: serde_json::Value = get("/loki/api/v1/query_range", Some(r#"sum(count_over_time({job="x"}[1h]))"#)).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"]["result"][0]["values"].as_array().unwrap().iter().map(|p| p[1].as_str().unwrap()).max(), Some("2"));
+
+    let v: serde_json::Value = get("/loki/api/v1/labels", None).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"], json!(["__tenant_id__", "job"]));
+    let v: serde_json::Value = get("/loki/api/v1/label/__tenant_id__/values", None).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"], json!(["acme", "globex"]));
+    let v: serde_json::Value = get("/loki/api/v1/series", Some(r#"{job="x"}"#)).await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
+    let v: serde_json::Value = get("/loki/api/v1/index/stats", Some(r#"{job="x"}"#)).await.unwrap().json().await.unwrap();
+    assert_eq!(v["entries"], 2);
+    s.server.shutdown().await.unwrap();
+}
