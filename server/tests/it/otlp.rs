@@ -10,7 +10,7 @@ use silt_server::otlp::{AnyValue, ExportLogsServiceRequest, KeyValue, LogRecord,
 
 use crate::{client, TestServer};
 
-const CONFIG: &str = "[limits]\nreject_old_samples = false\n";
+const CONFIG: &str = "[limits]\nreject_old_samples = false\nmax_query_length = \"0\"\n";
 
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue { key: k.into(), value: Some(AnyValue { value: Some(V::String(v.into())) }) }
