@@ -2,11 +2,18 @@
 //! LogQL engine.
 //!
 //! ```text
-//! POST /loki/api/v1/push          push::push          -> Store::push (WAL, head)
-//! GET  /loki/api/v1/query_range   query_api           -> silt_query::Engine
-//! GET  /loki/api/v1/labels, /label/{name}/values, /series  -> Store label index
-//! GET  /ready, POST /flush
+//! POST /loki/api/v1/push, /api/prom/push   push     (discover, limits) -> Store::push
+//! POST /otlp/v1/logs                       otlp     (OTLP -> streams)  -> Store::push
+//! GET  /loki/api/v1/query_range, /query    query_api                   -> silt_query::Engine
+//! GET  /loki/api/v1/labels, /label/{name}/values, /series, /index/*    -> label index, Engine
+//! GET  /loki/api/v1/detected_*, /patterns  drilldown                   -> Engine
+//! GET  /loki/api/v1/tail (WebSocket)       tail                        -> Store::tail
+//! GET  /api/prom/query, /api/prom/label... legacy
+//! GET  /metrics, /config, /ready, buildinfo, format_query; POST /flush  metrics, admin
 //! ```
+//!
+//! Every request passes [`auth`] (tenant, token, role) and is timed by [`metrics`];
+//! per-tenant [`limits`] come from the config's `[limits]` and `[overrides.<tenant>]`.
 
 pub mod admin;
 pub mod auth;
