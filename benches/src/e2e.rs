@@ -186,11 +186,11 @@ pub async fn run(opts: &Options) -> Result<Report> {
     // The data ends a minute ago: recent enough for every default limit on sample age.
     let ds = Dataset::new(opts.seed, opts.lines, now - 60_000_000_000 - span, span);
     let config = opts.dir.join("silt-bench.toml");
-    // Durable acks and Loki's defaults, except the rate limits: a load test measures the
-    // engine, not the limiter (Loki's published figures were taken the same way).
+    // Durable acks and Loki's defaults, except the rate limits and the query timeout: a
+    // load test measures the engine, not the limiter (Loki's figures were taken so too).
     std::fs::write(
         &config,
-        "# written by `silt bench`\n[storage]\nwal_sync = true\n[limits]\ningestion_rate_mb = 0\nper_stream_rate_limit = 0\n",
+        "# written by `silt bench`\n[storage]\nwal_sync = true\n[limits]\ningestion_rate_mb = 0\nper_stream_rate_limit = 0\nquery_timeout = \"0\"\n",
     )?;
     let log = opts.dir.join("server.log");
 

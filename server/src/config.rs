@@ -25,12 +25,11 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer};
-use silt_query::format::parse_bytes;
+use serde::Deserialize;
 use silt_storage::StoreConfig;
 
 use crate::auth::{Auth, AuthSection};
-use crate::limits::{de_duration, TenantLimits};
+use crate::limits::{de_duration, de_size, TenantLimits};
 
 pub const DEFAULT_DATA_DIR: &str = "./silt-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3100";
@@ -62,7 +61,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSection {
     pub wal_sync: bool,
-    #[serde(deserialize_with = "de_bytes")]
+    #[serde(deserialize_with = "de_size")]
     pub flush_max_bytes: u64,
     #[serde(deserialize_with = "de_duration")]
     pub flush_max_age: Duration,
@@ -118,19 +117,6 @@ impl ServerConfig {
     }
 }
 
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Int(u64),
-        Str(String),
-    }
-    match N::deserialize(d)? {
-        N::Int(n) => Ok(n),
-        N::Str(s) => parse_bytes(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?} (examples: 512KB, 64MiB, 1GB)"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,13 +134,5 @@ mod tests {
         assert_eq!(r.limits.defaults().max_entries_limit_per_query, 10);
         let e = toml::from_str::<FileConfig>("[storage]\nwal_fsync = true\n").unwrap_err().to_string();
         assert!(e.contains("wal_fsync"), "{e}");
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("64MiB"), Some(64 << 20));
-        assert_eq!(parse_bytes("1.5KB"), Some(1500));
-        assert_eq!(parse_bytes("12"), Some(12));
-        assert_eq!(parse_bytes("12XB"), None);
     }
 }

@@ -143,6 +143,8 @@ fn json_level(line: &str, fields: &[String]) -> Option<String> {
                 } else if self.fields.iter().any(|f| *f == key) {
                     if let serde_json::Value::String(s) = map.next_value::<serde_json::Value>()? {
                         *self.found = Some(s);
+                        // Found: stop reading the rest of the line.
+                        return Err(serde::de::Error::custom("found"));
                     }
                 } else if self.depth + 1 < 2 {
                     map.next_value_seed(Finder { fields: self.fields, depth: self.depth + 1, found: &mut *self.found })?;
@@ -177,7 +179,8 @@ fn json_level(line: &str, fields: &[String]) -> Option<String> {
     }
     let mut found = None;
     let mut de = serde_json::Deserializer::from_str(line);
-    // A malformed object simply has no level field; what was found before the error counts.
+    // A malformed object simply has no level field; what was found before the error (or
+    // the early stop) counts.
     let _ = Finder { fields, depth: 0, found: &mut found }.deserialize(&mut de);
     found
 }
@@ -202,6 +205,8 @@ fn logfmt_level(line: &str, fields: &[String]) -> Option<String> {
 /// Loki's `detectLevelFromLogLine`: the first occurrence of each level word, in a fixed
 /// order, counts if it stands alone (no letter, digit or `_` on either side).
 fn from_text(line: &str) -> &'static str {
+    use std::cell::RefCell;
+    use std::sync::LazyLock;
     const WORDS: &[(&str, &str)] = &[
         ("trace", "trace"),
         ("debug", "debug"),
@@ -213,18 +218,27 @@ fn from_text(line: &str) -> &'static str {
         ("warn", "warn"),
         ("info", "info"),
     ];
-    let lower = line.to_ascii_lowercase();
-    let b = lower.as_bytes();
-    // Byte-wise like Loki: a byte of a multi-byte character counts as a letter.
-    let boundary = |i: Option<usize>| i.and_then(|i| b.get(i)).is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80));
-    for (word, level) in WORDS {
-        if let Some(pos) = memchr::memmem::find(b, word.as_bytes()) {
-            if boundary(pos.checked_sub(1)) && boundary(Some(pos + word.len())) {
-                return level;
+    // Built once: this runs for every pushed line without a level field.
+    static FINDERS: LazyLock<Vec<(memchr::memmem::Finder<'static>, usize, &'static str)>> =
+        LazyLock::new(|| WORDS.iter().map(|(w, l)| (memchr::memmem::Finder::new(w.as_bytes()), w.len(), *l)).collect());
+    thread_local! {
+        static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    LOWER.with(|buf| {
+        let mut b = buf.borrow_mut();
+        b.clear();
+        b.extend(line.bytes().map(|c| c.to_ascii_lowercase()));
+        // Byte-wise like Loki: a byte of a multi-byte character counts as a letter.
+        let boundary = |i: Option<usize>| i.and_then(|i| b.get(i)).is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80));
+        for (finder, len, level) in FINDERS.iter() {
+            if let Some(pos) = finder.find(&b) {
+                if boundary(pos.checked_sub(1)) && boundary(Some(pos + len)) {
+                    return *level;
+                }
             }
         }
-    }
-    "unknown"
+        "unknown"
+    })
 }
 
 #[cfg(test)]
