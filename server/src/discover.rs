@@ -19,8 +19,10 @@ pub fn apply(req: &mut PushRequest, limits: &Limits) {
             add_service_name(&mut s.labels, &limits.discover_service_name);
         }
         if limits.discover_log_levels && limits.ingest.allow_structured_metadata {
+            // A level among the stream labels holds for every entry: looked up once.
+            let from_stream = stream_level(&s.labels, &limits.log_level_fields);
             for e in &mut s.entries {
-                add_detected_level(&s.labels, &mut e.metadata, &e.line, &limits.log_level_fields);
+                add_level(from_stream.as_deref(), &mut e.metadata, &e.line, &limits.log_level_fields);
             }
         }
     }
@@ -45,12 +47,22 @@ pub fn add_service_name(labels: &mut Labels, candidates: &[String]) {
 /// level field among the stream labels, then among the structured metadata; else one read
 /// from the entry. Appended as the last structured-metadata pair.
 pub fn add_detected_level(labels: &Labels, metadata: &mut Vec<(String, String)>, line: &str, fields: &[String]) {
+    add_level(stream_level(labels, fields).as_deref(), metadata, line, fields);
+}
+
+/// The level a stream label gives (normalised), if any.
+fn stream_level(labels: &Labels, fields: &[String]) -> Option<String> {
+    fields.iter().find_map(|f| labels.get(f)).map(|v| normalize(v).into_owned())
+}
+
+/// [`add_detected_level`] with the stream's own level already looked up.
+fn add_level(from_stream: Option<&str>, metadata: &mut Vec<(String, String)>, line: &str, fields: &[String]) {
     if let Some(existing) = metadata.iter_mut().find(|(n, _)| n == DETECTED_LEVEL) {
         existing.1 = normalize(&existing.1).into_owned();
         return;
     }
-    let level = if let Some(v) = fields.iter().find_map(|f| labels.get(f)) {
-        normalize(v).into_owned()
+    let level = if let Some(v) = from_stream {
+        v.to_string()
     } else if let Some(v) = fields.iter().find_map(|f| metadata.iter().find(|(n, _)| n == f).map(|(_, v)| v.as_str())) {
         normalize(v).into_owned()
     } else {
