@@ -4,15 +4,14 @@
 
 use std::fmt::Write;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::limits::Limits;
-use crate::params::Params;
+use crate::params::ApiRequest;
 use crate::AppState;
 
 /// The Loki API level silt implements, reported where clients read Loki's version to
@@ -43,8 +42,8 @@ pub async fn buildinfo() -> Response {
 
 /// `/loki/api/v1/format_query`: the query in LogQL's canonical form, or Loki's
 /// `invalid-query` answer.
-pub async fn format_query(method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
+pub async fn format_query(ApiRequest { params, .. }: ApiRequest) -> Result<Response, ApiError> {
+    let p = params;
     Ok(match silt_query::parse(p.get("query").unwrap_or("")) {
         Ok(e) => go_json(StatusCode::OK, &serde_json::json!({"status": "success", "data": e.to_string()})),
         Err(e) => go_json(StatusCode::BAD_REQUEST, &serde_json::json!({"status": "invalid-query", "error": e.to_string()})),

@@ -5,9 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use silt_query::ast::{Expr, LogExpr, Stage};
 use silt_query::pipeline::{EntryLabels, Pipeline};
@@ -16,14 +15,13 @@ use silt_query::{Direction, LogQuery};
 use crate::admin::go_json;
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{ApiRequest, Params};
 use crate::AppState;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
-fn request(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<(silt_storage::TenantId, Params, i64, i64), ApiError> {
+fn request(state: &AppState, p: Params, headers: &HeaderMap) -> Result<(silt_storage::TenantId, Params, i64, i64), ApiError> {
     let tenant = state.auth.tenant(headers, Access::Read)?;
-    let p = Params::from_request(method, q, headers, body)?;
     let (start, end) = p.range(HOUR_NS)?;
     Ok((tenant, p, start, end))
 }
@@ -31,8 +29,8 @@ fn request(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderM
 /// `/loki/api/v1/detected_labels`: the stream labels worth browsing, with their
 /// cardinality. Labels whose every value is a number or a UUID are left out (but not
 /// `cluster`, `namespace`, `instance`, `pod`, nor 0/1 flags), as in Loki.
-pub async fn detected_labels(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let (tenant, p, start, end) = request(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn detected_labels(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let (tenant, p, start, end) = request(&state, params, &headers)?;
     let matchers = match p.get("query") {
         Some(sel) => silt_query::parse_selector(sel)?,
         None => Vec::new(),
@@ -220,8 +218,8 @@ async fn collect_fields(state: &AppState, tenant: &silt_storage::TenantId, p: &P
 }
 
 /// `/loki/api/v1/detected_fields`.
-pub async fn detected_fields(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let (tenant, p, start, end) = request(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn detected_fields(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let (tenant, p, start, end) = request(&state, params, &headers)?;
     let limit = field_limit(&p)?;
     let fields = collect_fields(&state, &tenant, &p, start, end, limit).await?;
     if fields.is_empty() {
@@ -241,12 +239,9 @@ pub async fn detected_fields(State(state): State<AppState>, method: Method, RawQ
 pub async fn detected_field_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    ApiRequest { params, headers }: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let (tenant, p, start, end) = request(&state, &method, q.as_deref(), &headers, &body)?;
+    let (tenant, p, start, end) = request(&state, params, &headers)?;
     let limit = field_limit(&p)?;
     let streams = sample(&state, &tenant, &p, start, end).await?;
     let parsers = FieldParsers::new()?;
@@ -288,8 +283,8 @@ fn humanized_bytes(v: &str) -> Option<String> {
 /// `/loki/api/v1/patterns`: the line patterns of the selected streams with their counts
 /// per step, most frequent first. Loki mines these continuously in its pattern ingester;
 /// silt mines them at query time over the range (see [`Patterns`]).
-pub async fn patterns(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let (tenant, p, start, end) = request(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn patterns(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let (tenant, p, start, end) = request(&state, params, &headers)?;
     let selector = silt_query::parse_selector(p.get("query").unwrap_or(""))?;
     let step = match p.get("step") {
         Some(v) => crate::query_api::parse_step(v)?,

@@ -2,9 +2,8 @@
 //! `/api/prom/label`, `/api/prom/label/{name}/values` (`/api/prom/series` is served by
 //! the v1 handler, as in Loki).
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use silt_query::ast::Expr;
@@ -12,16 +11,16 @@ use silt_query::LogQuery;
 
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{ApiRequest, Params};
 use crate::AppState;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
 /// `/api/prom/query`: a log query over a range (with the legacy `regexp` parameter), in
 /// the legacy shape `{"streams":[{"labels":"{..}","entries":[{"ts","line"}]}]}`.
-pub async fn query(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn query(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
     let tenant = state.auth.tenant(&headers, Access::Read)?;
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
+    let p = params;
     let mut query = p.get("query").unwrap_or("").to_string();
     if let Some(re) = p.get("regexp") {
         // Loki appends `|~ "<regexp>"` to the log selector's pipeline.
@@ -81,9 +80,8 @@ struct Meta {
     end: i64,
 }
 
-fn meta(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Meta, ApiError> {
+fn meta(state: &AppState, p: Params, headers: &HeaderMap) -> Result<Meta, ApiError> {
     let tenant = state.auth.tenant(headers, Access::Read)?;
-    let p = Params::from_request(method, q, headers, body)?;
     let (start, end) = p.range(6 * HOUR_NS)?;
     let matchers = match p.get("query") {
         Some(sel) => silt_query::parse_selector(sel)?,
@@ -93,8 +91,8 @@ fn meta(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderMap,
 }
 
 /// `/api/prom/label`: `{"values":[names]}`.
-pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let m = meta(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn labels(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let m = meta(&state, params, &headers)?;
     Ok(values(state.store.label_names(&m.tenant, &m.matchers, m.start, m.end)))
 }
 
@@ -102,12 +100,9 @@ pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): 
 pub async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    ApiRequest { params, headers }: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let m = meta(&state, &method, q.as_deref(), &headers, &body)?;
+    let m = meta(&state, params, &headers)?;
     Ok(values(state.store.label_values(&m.tenant, &name, &m.matchers, m.start, m.end)))
 }
 

@@ -14,6 +14,27 @@ use crate::error::ApiError;
 /// Parameters from the URL query and, for form-encoded POSTs, the body (body wins).
 pub struct Params(HashMap<String, Vec<String>>);
 
+/// What a Loki read endpoint needs from a request: its parameters (GET query or form
+/// POST) and its headers (tenant, auth, encoding flags). An axum extractor, so handlers
+/// take one argument instead of four.
+pub struct ApiRequest {
+    pub params: Params,
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let method = req.method().clone();
+        let query = req.uri().query().map(str::to_string);
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        let params = Params::from_request(&method, query.as_deref(), &headers, &body)?;
+        Ok(ApiRequest { params, headers })
+    }
+}
+
 impl Params {
     pub fn from_request(method: &Method, uri_query: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Params, ApiError> {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();

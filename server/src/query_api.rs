@@ -1,9 +1,8 @@
 //! The query endpoints: `/loki/api/v1/query_range`, `/query`, `/labels`,
 //! `/label/{name}/values`, with Loki's parameters and JSON shapes.
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -13,7 +12,7 @@ use silt_query::{parse, parse_selector, LogQuery, StreamResult};
 use silt_storage::Labels;
 
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{ApiRequest, Params};
 use crate::AppState;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -22,14 +21,11 @@ const DEFAULT_LIMIT: usize = 100;
 
 pub async fn query_range(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    ApiRequest { params, headers }: ApiRequest,
 ) -> Result<Response, ApiError> {
     let tenants = state.auth.tenants(&headers)?;
     let limits = state.limits.for_tenants(&tenants);
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
+    let p = params;
     let query = p.get("query").unwrap_or("");
     let (start, end) = p.range(HOUR_NS)?;
     let limit = p.limit(DEFAULT_LIMIT)?;
@@ -182,14 +178,11 @@ fn metric_json(r: silt_query::MetricResult) -> Response {
 
 pub async fn query_instant(
     State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    ApiRequest { params, headers }: ApiRequest,
 ) -> Result<Response, ApiError> {
     let tenants = state.auth.tenants(&headers)?;
     let limits = state.limits.for_tenants(&tenants);
-    let p = Params::from_request(&method, q.as_deref(), &headers, &body)?;
+    let p = params;
     let time = match p.get("time") {
         Some(v) => crate::params::parse_time(v).ok_or_else(|| ApiError::bad_request(format!("invalid time: cannot parse \"{v}\" to a valid timestamp")))?,
         None => crate::params::now_ns(),
@@ -217,9 +210,8 @@ struct MetadataRequest {
 }
 
 impl MetadataRequest {
-    fn parse(state: &AppState, method: &Method, q: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Result<Self, ApiError> {
+    fn parse(state: &AppState, params: Params, headers: &HeaderMap) -> Result<Self, ApiError> {
         let tenants = state.auth.tenants(headers)?;
-        let params = Params::from_request(method, q, headers, body)?;
         let (start, end) = params.range(6 * HOUR_NS)?;
         let matchers = match params.get("query") {
             Some(sel) => parse_selector(sel)?,
@@ -239,8 +231,8 @@ impl MetadataRequest {
     }
 }
 
-pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn labels(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&state, params, &headers)?;
     let (tenants, matchers) = r.split(&r.matchers);
     let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for t in &tenants {
@@ -258,12 +250,9 @@ pub async fn labels(State(state): State<AppState>, method: Method, RawQuery(q): 
 pub async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    ApiRequest { params, headers }: ApiRequest,
 ) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+    let r = MetadataRequest::parse(&state, params, &headers)?;
     let (tenants, matchers) = r.split(&r.matchers);
     if r.multi() && name == silt_query::provider::TENANT_LABEL {
         return Ok(string_list(tenants.iter().map(|t| t.to_string()).collect()));
@@ -278,8 +267,8 @@ pub async fn label_values(
 
 /// `/loki/api/v1/series`: the label sets of the streams matching any `match[]` selector
 /// (all streams when none is given) with entries in the range.
-pub async fn series(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn series(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&state, params, &headers)?;
     let mut selectors: Vec<Vec<silt_storage::Matcher>> = Vec::new();
     for sel in r.params.all("match[]").iter().chain(r.params.all("match")).filter(|s| !s.is_empty()) {
         selectors.push(parse_selector(sel)?);
@@ -394,8 +383,8 @@ impl Serialize for ValuesJson<'_> {
 
 /// `/loki/api/v1/index/stats`: `{"streams","chunks","entries","bytes"}` of the matching
 /// streams in the range. Loki estimates these from its index; silt counts exactly.
-pub async fn index_stats(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn index_stats(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&state, params, &headers)?;
     let (vols, parts) = state.engine.volumes(&r.tenants, &r.matchers, r.start, r.end).await?;
     let entries: u64 = vols.iter().map(|v| v.entries).sum();
     let bytes: u64 = vols.iter().map(|v| v.bytes).sum();
@@ -459,8 +448,8 @@ impl VolumeGrouping {
 
 /// `/loki/api/v1/index/volume`: bytes per group (see [`VolumeGrouping`]) as a vector at
 /// `end`.
-pub async fn index_volume(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn index_volume(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&state, params, &headers)?;
     let g = VolumeGrouping::parse(&r)?;
     let sorted = g.volumes(&state, &r, r.start, r.end).await?;
     let ts = ts_json(r.end);
@@ -473,8 +462,8 @@ pub async fn index_volume(State(state): State<AppState>, method: Method, RawQuer
 /// splits it: buckets aligned to the step, each stamped with its end (1 ms before the next
 /// boundary, the last with `end`), `limit` applied per bucket. A vector when no series has
 /// more than one point, as in Loki.
-pub async fn index_volume_range(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let r = MetadataRequest::parse(&state, &method, q.as_deref(), &headers, &body)?;
+pub async fn index_volume_range(State(state): State<AppState>, ApiRequest { params, headers }: ApiRequest) -> Result<Response, ApiError> {
+    let r = MetadataRequest::parse(&state, params, &headers)?;
     let g = VolumeGrouping::parse(&r)?;
     let step = match r.params.get("step") {
         Some(v) => parse_step(v)?,

@@ -104,8 +104,10 @@ async fn per_tenant_overrides_and_rate_limits() {
     );
 
     // Query limits per tenant: the range length, and the timeout (504).
-    assert_eq!(push(&s.base, "hasty", line(now - 1000, "some data")).await.0, 204);
-    let q = |start: i64| vec![("query", r#"{job="x"}"#.to_string()), ("start", start.to_string()), ("end", now.to_string())];
+    // Enough data that the query runs past the (1ns) timeout's first timer tick.
+    let many = json!({"streams": [{"stream": {"job": "x"}, "values": (0..20_000).map(|i| json!([(now - 30_000_000_000 + i).to_string(), format!("{{\"n\":{i}}}")])).collect::<Vec<_>>()}]});
+    assert_eq!(push(&s.base, "hasty", many).await.0, 204);
+    let q = |start: i64| vec![("query", r#"{job="x"} | json | n > 19990"#.to_string()), ("start", start.to_string()), ("end", now.to_string())];
     let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("hasty"), &q(now - 2 * 3_600_000_000_000).iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
     assert_eq!((st, body.as_str().unwrap()), (400, "the query time range exceeds the limit (query length: 2h, limit: 1h)"));
     let (st, body) = get(&s.base, "/loki/api/v1/query_range", Some("hasty"), &q(now - 60_000_000_000).iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
