@@ -278,7 +278,7 @@ impl Chunk {
                     .build()?,
             )
         };
-        Ok(ChunkScan { reader, ts_filter: needs_ts_filter.then_some((ts_pos.expect("ts is read"), start, end)), out_proj })
+        Ok(ChunkScan { reader, ts_filter: ts_pos.filter(|_| needs_ts_filter).map(|p| (p, start, end)), out_proj })
     }
 }
 
