@@ -8,6 +8,7 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, BooleanArray, Int64Array};
@@ -107,6 +108,28 @@ pub struct Chunk {
     pub meta: ChunkMeta,
     pub index: ChunkIndex,
     pub path: PathBuf,
+    /// Set when a manifest swap removed the chunk: its files go when the last reader
+    /// drops it, so a query that started before the swap still reads it.
+    retired: AtomicBool,
+}
+
+impl Chunk {
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if self.retired.load(std::sync::atomic::Ordering::Acquire) {
+            let idx = self.path.with_extension("idx");
+            for p in [&self.path, &idx] {
+                if let Err(e) = fs::remove_file(p) {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot remove a retired chunk file; the next start removes it");
+                }
+            }
+        }
+    }
 }
 
 pub(crate) fn chunk_paths(tenant_dir: &Path, meta: &ChunkMeta) -> (PathBuf, PathBuf) {
@@ -136,58 +159,115 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Writes a chunk's Parquet and index files and fsyncs them (and their directory). The
-/// chunk becomes live only when a manifest names it.
+/// Writes a chunk's Parquet and index files from head streams and fsyncs them (and their
+/// directory). The chunk becomes live only when a manifest names it.
 pub(crate) fn write_chunk(tenant_dir: &Path, id: String, day: String, mut rows: Vec<StreamRows<'_>>, batch_rows: usize) -> Result<Chunk> {
     rows.retain(|r| !r.positions.is_empty());
     rows.sort_by_key(|r| r.stream.fp);
-    let mut meta = ChunkMeta { id, day, min_ts: i64::MAX, max_ts: i64::MIN, rows: 0, streams: rows.len() as u32, bytes: 0 };
-    let (pq_path, idx_path) = chunk_paths(tenant_dir, &meta);
-    let dir = pq_path.parent().expect("chunk path has a parent");
-    fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
-
-    let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
-    let mut writer = ArrowWriter::try_new(file, log_schema(), Some(writer_properties()))?;
-    let mut index = ChunkIndex::default();
+    let labels: std::collections::HashMap<u64, &Labels> = rows.iter().map(|r| (r.stream.fp, &r.stream.labels)).collect();
+    let label_of = |fp: u64| labels.get(&fp).map(|l| (*l).clone());
+    let mut w = ChunkWriter::create(tenant_dir, id, day)?;
     let mut builder = BatchBuilder::new(batch_rows);
-    for (ordinal, r) in rows.iter().enumerate() {
-        let s = r.stream;
-        let first = r.positions[0] as usize;
-        let last = *r.positions.last().expect("non-empty") as usize;
-        let (min_ts, max_ts) = (s.ts_at(first), s.ts_at(last));
-        index.streams.push(ChunkStream {
-            fp: s.fp,
-            labels: s.labels.clone(),
-            row_start: meta.rows,
-            rows: r.positions.len() as u64,
-            min_ts,
-            max_ts,
-        });
-        index.labels.add(ordinal as u32, &s.labels);
-        meta.rows += r.positions.len() as u64;
-        meta.min_ts = meta.min_ts.min(min_ts);
-        meta.max_ts = meta.max_ts.max(max_ts);
+    for r in &rows {
         for &p in &r.positions {
-            builder.append(s, p as usize);
+            builder.append(r.stream, p as usize);
             if builder.len() >= batch_rows {
-                writer.write(&builder.finish(None))?;
+                w.write(&builder.finish(None), label_of)?;
             }
         }
     }
     if builder.len() > 0 {
-        writer.write(&builder.finish(None))?;
+        w.write(&builder.finish(None), label_of)?;
     }
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(io_err(pq_path.display()))?;
-    meta.bytes = file.metadata().map_err(io_err(pq_path.display()))?.len();
-    drop(file);
+    w.finish()?.ok_or_else(|| StoreError::InvalidInput("a chunk needs at least one entry".into()))
+}
 
-    let idx = index.encode();
-    fs::write(&idx_path, &idx)
-        .and_then(|()| File::open(&idx_path)?.sync_all())
-        .map_err(io_err(idx_path.display()))?;
-    crate::wal::sync_dir(dir)?;
-    Ok(Chunk { meta, index, path: pq_path })
+/// Writes one chunk from record batches (full [`log_schema`]) that arrive sorted by
+/// (stream, ts), building its index as the rows go by.
+pub(crate) struct ChunkWriter {
+    meta: ChunkMeta,
+    pq_path: PathBuf,
+    idx_path: PathBuf,
+    writer: ArrowWriter<File>,
+    index: ChunkIndex,
+}
+
+impl ChunkWriter {
+    pub fn create(tenant_dir: &Path, id: String, day: String) -> Result<ChunkWriter> {
+        let meta = ChunkMeta { id, day, min_ts: i64::MAX, max_ts: i64::MIN, rows: 0, streams: 0, bytes: 0 };
+        let (pq_path, idx_path) = chunk_paths(tenant_dir, &meta);
+        let dir = pq_path.parent().expect("chunk path has a parent");
+        fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
+        let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
+        let writer = ArrowWriter::try_new(file, log_schema(), Some(writer_properties()))?;
+        Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default() })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.meta.rows
+    }
+
+    /// Appends rows; `labels` names a stream the first time it appears.
+    pub fn write(&mut self, batch: &RecordBatch, labels: impl Fn(u64) -> Option<Labels>) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let fps = batch.column(crate::schema::IDX_STREAM).as_primitive::<arrow::datatypes::UInt64Type>();
+        let ts = batch.column(IDX_TS).as_primitive::<Int64Type>();
+        let mut i = 0;
+        while i < n {
+            let fp = fps.value(i);
+            let mut j = i + 1;
+            while j < n && fps.value(j) == fp {
+                j += 1;
+            }
+            let (lo, hi) = (ts.value(i), ts.value(j - 1));
+            match self.index.streams.last_mut() {
+                Some(s) if s.fp == fp => {
+                    s.rows += (j - i) as u64;
+                    s.min_ts = s.min_ts.min(lo);
+                    s.max_ts = s.max_ts.max(hi);
+                }
+                last => {
+                    if last.is_some_and(|s| s.fp > fp) {
+                        return Err(StoreError::InvalidInput("chunk rows must arrive sorted by stream".into()));
+                    }
+                    let l = labels(fp).ok_or_else(|| StoreError::InvalidInput(format!("no labels for stream {fp:016x}")))?;
+                    let ordinal = self.index.streams.len() as u32;
+                    self.index.labels.add(ordinal, &l);
+                    self.index.streams.push(ChunkStream { fp, labels: l, row_start: self.meta.rows + i as u64, rows: (j - i) as u64, min_ts: lo, max_ts: hi });
+                }
+            }
+            self.meta.min_ts = self.meta.min_ts.min(lo);
+            self.meta.max_ts = self.meta.max_ts.max(hi);
+            i = j;
+        }
+        self.meta.rows += n as u64;
+        self.writer.write(batch)?;
+        Ok(())
+    }
+
+    /// Closes and fsyncs both files; `None` (and no files) when no row was written.
+    pub fn finish(self) -> Result<Option<Chunk>> {
+        let ChunkWriter { mut meta, pq_path, idx_path, writer, index } = self;
+        let file = writer.into_inner()?;
+        if meta.rows == 0 {
+            drop(file);
+            fs::remove_file(&pq_path).map_err(io_err(pq_path.display()))?;
+            return Ok(None);
+        }
+        file.sync_all().map_err(io_err(pq_path.display()))?;
+        meta.bytes = file.metadata().map_err(io_err(pq_path.display()))?.len();
+        meta.streams = index.streams.len() as u32;
+        drop(file);
+        let idx = index.encode();
+        fs::write(&idx_path, &idx)
+            .and_then(|()| File::open(&idx_path)?.sync_all())
+            .map_err(io_err(idx_path.display()))?;
+        crate::wal::sync_dir(pq_path.parent().expect("chunk path has a parent"))?;
+        Ok(Some(Chunk { meta, index, path: pq_path, retired: AtomicBool::new(false) }))
+    }
 }
 
 /// Opens a live chunk named by a manifest: reads and checks its index.
@@ -196,7 +276,7 @@ pub(crate) fn open_chunk(tenant_dir: &Path, meta: ChunkMeta) -> Result<Chunk> {
     let buf = fs::read(&idx_path).map_err(io_err(idx_path.display()))?;
     let index = ChunkIndex::decode(&buf)
         .ok_or_else(|| StoreError::Corrupt { path: idx_path.clone(), comment: "chunk index fails its checksum or does not parse".into() })?;
-    Ok(Chunk { meta, index, path: pq_path })
+    Ok(Chunk { meta, index, path: pq_path, retired: AtomicBool::new(false) })
 }
 
 impl Chunk {

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::deletes::DeleteCompiler;
+
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub data_dir: PathBuf,
@@ -20,6 +22,9 @@ pub struct StoreConfig {
     pub out_of_order_window: Duration,
     /// Rows per Arrow record batch produced by scans and flushes.
     pub batch_rows: usize,
+    /// Compiles delete requests' LogQL (given by the query layer); without one, delete
+    /// requests cannot be made or loaded.
+    pub delete_compiler: Option<DeleteCompiler>,
 }
 
 impl StoreConfig {
@@ -32,6 +37,7 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(10 * 60),
             out_of_order_window: Duration::from_secs(3600),
             batch_rows: 8192,
+            delete_compiler: None,
         }
     }
 }

@@ -20,12 +20,21 @@
 //! <data_dir>/wal/<segment>.wal                        acknowledged pushes not yet in chunks
 //! <data_dir>/tenants/<tenant>/manifest.json           live chunks + WAL checkpoint
 //! <data_dir>/tenants/<tenant>/chunks/<day>/<id>.parquet|.idx
+//! <data_dir>/tenants/<tenant>/deletes.json            delete requests
+//! <data_dir>/retention.json                           the retention the server last ran with
 //! ```
+//!
+//! Maintenance ([`Store::maintain`]): retention (per tenant and stream, hidden from reads
+//! at once, removed from disk by rewriting chunks), delete requests, and compaction of
+//! small chunks; see `store/maintain.rs`.
 
 pub mod chunk;
 pub mod codec;
+mod compact;
 mod config;
+pub mod deletes;
 mod error;
+mod failpoint;
 mod head;
 pub mod ingest;
 pub mod label_index;
@@ -35,10 +44,12 @@ pub mod manifest;
 pub mod metrics;
 mod matcher;
 mod push;
+pub mod retention;
 mod schema;
 mod store;
 pub mod tail;
 mod tenant;
+mod visibility;
 pub mod wal;
 
 pub use config::StoreConfig;
@@ -49,6 +60,13 @@ pub use limits::IngestLimits;
 pub use matcher::{MatchOp, Matcher};
 pub use push::{PushEntry, PushRequest, PushStream};
 pub use schema::*;
-pub use store::{FlushStats, Scan, ScanPart, ScanRequest, Store, TenantStats};
+pub use deletes::{CompiledDelete, DeleteCompiler, DeleteRequest, DeleteStatus, EntryPredicate};
+pub use retention::{RetentionConfig, RetentionPolicy, StreamRule};
+pub use store::{CancelError, FlushStats, MaintainOptions, RetentionPreview, Scan, ScanPart, ScanRequest, Store, TenantMaintenance, TenantStats};
 pub use tail::TailSubscription;
 pub use tenant::{TenantId, DEFAULT_TENANT, MAX_TENANT_ID_LEN};
+
+/// The current time as Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}

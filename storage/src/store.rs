@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
 
-use crate::chunk::{self, ChunkRef, StreamRows};
+use crate::chunk::{self, Chunk, ChunkRef, StreamRows};
+use crate::deletes::{self, LiveDelete};
+use crate::retention::{RetentionConfig, RetentionPolicy};
+use crate::visibility::{Liveness, RowFilter};
 use crate::codec::{decode_push, encode_push};
 use crate::config::StoreConfig;
 use crate::error::{io_err, Result, StoreError};
@@ -32,7 +35,14 @@ use crate::push::PushRequest;
 use crate::tenant::TenantId;
 use crate::wal::{self, SegmentEnd, Wal, WalOptions};
 
+mod delete_requests;
+mod maintain;
+
+pub use delete_requests::CancelError;
+pub use maintain::{MaintainOptions, RetentionPreview, TenantMaintenance};
+
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+const RETENTION_FILE: &str = "retention.json";
 
 #[derive(Clone)]
 pub struct Store {
@@ -49,6 +59,9 @@ struct Inner {
     chunk_seq: AtomicU64,
     metrics: Arc<StoreMetrics>,
     tails: Arc<TailRegistry>,
+    retention: RwLock<Arc<RetentionConfig>>,
+    /// One maintenance pass (retention, deletes, compaction) at a time.
+    maintain_lock: tokio::sync::Mutex<()>,
 }
 
 struct Tenant {
@@ -58,6 +71,9 @@ struct Tenant {
     /// The tenant's ingestion rate bucket.
     rate: Mutex<TokenBucket>,
     activity: Mutex<StreamActivity>,
+    /// Held while a manifest is written and the chunk list swapped (flush, maintenance).
+    manifest_lock: Mutex<()>,
+    deletes: RwLock<Vec<Arc<LiveDelete>>>,
 }
 
 #[derive(Default)]
@@ -96,20 +112,54 @@ pub struct ScanPart {
     end: i64,
     projection: Option<Vec<usize>>,
     batch_rows: usize,
+    /// Expired and deleted entries to cut, when there are any.
+    filter: Option<Arc<RowFilter>>,
 }
 
 enum PartSource {
-    Batches(Vec<RecordBatch>),
+    /// Rows copied from the live head, holding the columns named (all when `None`).
+    Batches(Vec<RecordBatch>, Option<Vec<usize>>),
     Frozen(Arc<Head>, RoaringBitmap),
     Chunk(ChunkRef, Vec<usize>),
 }
 
 impl ScanPart {
     /// Reads the part. Blocking (file I/O): call from a blocking-friendly thread.
-    pub fn execute(self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+    pub fn execute(mut self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+        let Some(filter) = self.filter.take() else { return self.read() };
+        // Read what the filter needs too, cut, then hand out the requested columns.
+        let wanted: Vec<usize> = self.projection.clone().unwrap_or_else(|| (0..crate::schema::log_schema().fields().len()).collect());
+        let mut read = wanted.clone();
+        read.extend([crate::schema::IDX_STREAM, crate::schema::IDX_TS]);
+        if filter.needs_entries() {
+            read.extend([crate::schema::IDX_LINE, crate::schema::IDX_METADATA]);
+        }
+        read.sort_unstable();
+        read.dedup();
+        let pos = |c: usize| read.iter().position(|&r| r == c).expect("the column is read");
+        let (stream, ts) = (pos(crate::schema::IDX_STREAM), pos(crate::schema::IDX_TS));
+        let entry = filter.needs_entries().then(|| (pos(crate::schema::IDX_LINE), pos(crate::schema::IDX_METADATA)));
+        let out: Vec<usize> = wanted.iter().map(|&c| pos(c)).collect();
+        self.projection = Some(read);
+        Box::new(self.read().filter_map(move |b| {
+            let b = b.and_then(|b| filter.apply(b, stream, ts, entry)).and_then(|b| b.project(&out).map_err(Into::into));
+            match b {
+                Ok(b) if b.num_rows() == 0 => None,
+                other => Some(other),
+            }
+        }))
+    }
+
+    fn read(self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
         let proj = self.projection.as_deref();
         match self.source {
-            PartSource::Batches(b) => Box::new(b.into_iter().map(Ok)),
+            PartSource::Batches(b, held) => match (proj, held) {
+                (Some(p), None) => {
+                    let p = p.to_vec();
+                    Box::new(b.into_iter().map(move |b| b.project(&p).map_err(Into::into)))
+                }
+                _ => Box::new(b.into_iter().map(Ok)),
+            },
             PartSource::Frozen(head, ids) => {
                 Box::new(head.scan(&ids, self.start, self.end, proj, self.batch_rows).into_iter().map(Ok))
             }
@@ -134,7 +184,7 @@ impl Store {
             Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { dir }),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(lock_path.display())(e)),
         }
-        let mut tenants = load_tenants(&dir, true)?;
+        let mut tenants = load_tenants(&dir, true, cfg.delete_compiler.as_ref())?;
         let wal_dir = dir.join("wal");
         let last = replay_wal(&wal_dir, &mut tenants, true)?;
         let metrics = Arc::new(StoreMetrics::default());
@@ -153,7 +203,7 @@ impl Store {
         }
         let mut last_err = None;
         for _ in 0..5 {
-            let mut tenants = load_tenants(&dir, false)?;
+            let mut tenants = load_tenants(&dir, false, cfg.delete_compiler.as_ref())?;
             match replay_wal(&dir.join("wal"), &mut tenants, false) {
                 Ok(_) => {
                     let again = load_checkpoints(&dir)?;
@@ -170,6 +220,7 @@ impl Store {
     }
 
     fn from_parts(cfg: StoreConfig, wal: Option<Wal>, lock: Option<File>, tenants: BTreeMap<TenantId, Arc<Tenant>>, metrics: Arc<StoreMetrics>) -> Store {
+        let retention = load_retention(&cfg.data_dir);
         Store {
             inner: Arc::new(Inner {
                 cfg,
@@ -181,12 +232,31 @@ impl Store {
                 chunk_seq: AtomicU64::new(0),
                 metrics,
                 tails: Arc::default(),
+                retention: RwLock::new(Arc::new(retention)),
+                maintain_lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
     pub fn config(&self) -> &StoreConfig {
         &self.inner.cfg
+    }
+
+    /// Sets every tenant's retention. Reads hide expired entries from now on; the next
+    /// maintenance pass removes them. A writable store records it in the data directory
+    /// so that read-only tools (`silt query`) apply the same.
+    pub fn set_retention(&self, retention: RetentionConfig) -> Result<()> {
+        if !self.is_read_only() {
+            let bytes = serde_json::to_vec_pretty(&retention.to_file()).expect("retention serializes");
+            crate::manifest::write_atomic(&self.inner.cfg.data_dir, RETENTION_FILE, &bytes)?;
+        }
+        *self.inner.retention.write().unwrap() = Arc::new(retention);
+        Ok(())
+    }
+
+    /// The retention in force.
+    pub fn retention(&self) -> Arc<RetentionConfig> {
+        self.inner.retention.read().unwrap().clone()
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -304,9 +374,11 @@ impl Store {
                     if frozen.is_empty() {
                         return Ok((Vec::new(), frozen));
                     }
-                    flush_tenant(&inner, t, &frozen, sealed).map(|c| (c, frozen))
+                    let chunks = flush_tenant(&inner, t, &frozen)?;
+                    let added = commit(t, "flush", &[], chunks, Some(sealed), |s| s.frozen.retain(|h| !frozen.iter().any(|f| Arc::ptr_eq(f, h))))?;
+                    Ok((added, frozen))
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<Result<_>>>()
         })
         .await
         .map_err(|e| StoreError::Io { context: "flush task".into(), source: std::io::Error::other(e.to_string()) })?;
@@ -315,16 +387,11 @@ impl Store {
         let mut first_err = None;
         for (t, r) in tenants.iter().zip(results) {
             match r {
-                Ok((chunks, flushed)) if !flushed.is_empty() => {
+                Ok((chunks, _)) => {
                     stats.chunks += chunks.len();
                     stats.rows += chunks.iter().map(|c| c.meta.rows).sum::<u64>();
                     stats.bytes += chunks.iter().map(|c| c.meta.bytes).sum::<u64>();
-                    let mut s = t.state.write().unwrap();
-                    s.chunks.extend(chunks);
-                    s.frozen.retain(|h| !flushed.iter().any(|f| Arc::ptr_eq(f, h)));
-                    s.checkpoint = sealed;
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(tenant = %t.id, error = %e, "flush failed; the data stays in the WAL and the head");
                     first_err.get_or_insert(e);
@@ -368,18 +435,24 @@ impl Store {
             }
         }
         let Some(t) = self.tenant(tenant) else { return Ok(scan) };
-        if req.start >= req.end {
+        let mut live = Liveness::new(self.retention_of(tenant), t.deletes.read().unwrap().clone(), req.start);
+        let start = live.start;
+        if start >= req.end {
             return Ok(scan);
         }
         let batch_rows = self.inner.cfg.batch_rows;
-        let part = |source| ScanPart { source, start: req.start, end: req.end, projection: req.projection.clone(), batch_rows };
+        // The row filter is only known once the streams are; parts get it at the end.
+        let part = |source| ScanPart { source, start, end: req.end, projection: req.projection.clone(), batch_rows, filter: None };
         let s = t.state.read().unwrap();
         let mut heads: Vec<&Head> = vec![&s.head];
         heads.extend(s.frozen.iter().map(|h| h.as_ref()));
         for (i, h) in heads.iter().enumerate() {
             let ids = h.index.resolve(&req.matchers);
             let mut hit = RoaringBitmap::new();
-            for st in h.streams_overlapping(&ids, req.start, req.end) {
+            for st in h.streams_overlapping(&ids, start, req.end) {
+                if !live.stream_visible(st.fp, &st.labels, st.max_ts) {
+                    continue;
+                }
                 scan.streams.entry(st.fp).or_insert_with(|| st.labels.clone());
                 hit.insert(h.stream_id(st.fp).expect("stream is in its head"));
             }
@@ -388,17 +461,23 @@ impl Store {
             }
             if i == 0 {
                 // The live head changes under pushes: copy its rows now, under the lock.
-                scan.parts.push(part(PartSource::Batches(h.scan(&hit, req.start, req.end, req.projection.as_deref(), batch_rows))));
+                // Keep every column when rows may be cut: the cut needs stream, ts, line.
+                let held = if live.may_filter() { None } else { req.projection.clone() };
+                scan.parts.push(part(PartSource::Batches(h.scan(&hit, start, req.end, held.as_deref(), batch_rows), held)));
             } else {
                 scan.parts.push(part(PartSource::Frozen(s.frozen[i - 1].clone(), hit)));
             }
         }
         for c in &s.chunks {
-            if c.meta.min_ts >= req.end || c.meta.max_ts < req.start {
+            if c.meta.min_ts >= req.end || c.meta.max_ts < start {
                 continue;
             }
             let ids = c.index.labels.resolve(&req.matchers);
-            let ordinals = c.select(&ids, req.start, req.end);
+            let mut ordinals = c.select(&ids, start, req.end);
+            ordinals.retain(|&o| {
+                let st = &c.index.streams[o];
+                live.stream_visible(st.fp, &st.labels, st.max_ts)
+            });
             if ordinals.is_empty() {
                 continue;
             }
@@ -407,6 +486,14 @@ impl Store {
                 scan.streams.entry(st.fp).or_insert_with(|| st.labels.clone());
             }
             scan.parts.push(part(PartSource::Chunk(c.clone(), ordinals)));
+        }
+        drop(s);
+        let filter = live.into_filter(&scan.streams, req.end);
+        if let Some(f) = filter {
+            let f = Arc::new(f);
+            for p in &mut scan.parts {
+                p.filter = Some(f.clone());
+            }
         }
         Ok(scan)
     }
@@ -448,13 +535,23 @@ impl Store {
         values.into_iter().collect()
     }
 
+    /// Calls `f` for every stream matching `matchers` with entries in `[start, end)` that
+    /// are not all expired. (Delete requests do not hide streams here: the streams keep
+    /// their other entries, and Loki lists them until their chunks are rewritten too.)
     fn for_each_stream(&self, tenant: &TenantId, matchers: &[Matcher], start: i64, end: i64, mut f: impl FnMut(u64, &Labels)) {
         let Some(t) = self.tenant(tenant) else { return };
+        let mut live = Liveness::new(self.retention_of(tenant), Vec::new(), start);
+        let start = live.start;
+        if start >= end {
+            return;
+        }
         let s = t.state.read().unwrap();
         for h in std::iter::once(&s.head).chain(s.frozen.iter().map(|h| h.as_ref())) {
             let ids = h.index.resolve(matchers);
             for st in h.streams_overlapping(&ids, start, end) {
-                f(st.fp, &st.labels);
+                if live.stream_visible(st.fp, &st.labels, st.max_ts) {
+                    f(st.fp, &st.labels);
+                }
             }
         }
         for c in &s.chunks {
@@ -464,9 +561,15 @@ impl Store {
             let ids = c.index.labels.resolve(matchers);
             for o in c.select(&ids, start, end) {
                 let st = &c.index.streams[o];
-                f(st.fp, &st.labels);
+                if live.stream_visible(st.fp, &st.labels, st.max_ts) {
+                    f(st.fp, &st.labels);
+                }
             }
         }
+    }
+
+    fn retention_of(&self, tenant: &TenantId) -> RetentionPolicy {
+        self.inner.retention.read().unwrap().for_tenant(tenant).clone()
     }
 
     /// Tenants that have any data.
@@ -506,7 +609,15 @@ pub struct FlushStats {
 
 fn new_tenant(data_dir: &Path, id: TenantId, state: TenantState) -> Arc<Tenant> {
     let dir = data_dir.join("tenants").join(id.as_str());
-    Arc::new(Tenant { id, dir, state: RwLock::new(state), rate: Mutex::new(TokenBucket::new(f64::INFINITY)), activity: Mutex::default() })
+    Arc::new(Tenant {
+        id,
+        dir,
+        state: RwLock::new(state),
+        rate: Mutex::new(TokenBucket::new(f64::INFINITY)),
+        activity: Mutex::default(),
+        manifest_lock: Mutex::new(()),
+        deletes: RwLock::default(),
+    })
 }
 
 /// Inserts a validated push into the head and moves the streams' newest timestamps.
@@ -523,9 +634,9 @@ fn apply_push(state: &mut TenantState, req: &PushRequest) -> usize {
     added
 }
 
-/// Writes one tenant's sealed heads as chunks (one per UTC day touched) and swaps in a
-/// manifest naming them with `checkpoint`.
-fn flush_tenant(inner: &Inner, t: &Tenant, frozen: &[Arc<Head>], checkpoint: u64) -> Result<Vec<ChunkRef>> {
+/// Writes one tenant's sealed heads as chunks (one per UTC day touched); [`commit`] makes
+/// them live.
+fn flush_tenant(inner: &Inner, t: &Tenant, frozen: &[Arc<Head>]) -> Result<Vec<Chunk>> {
     let mut new_chunks = Vec::new();
     for head in frozen {
         // Split every stream's ordered entries by UTC day.
@@ -541,17 +652,66 @@ fn flush_tenant(inner: &Inner, t: &Tenant, frozen: &[Arc<Head>], checkpoint: u64
             }
         }
         for (day, rows) in days {
-            let seq = inner.chunk_seq.fetch_add(1, Ordering::Relaxed);
-            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-            let id = format!("{now:016x}{seq:04x}");
             let day_str = chrono::DateTime::from_timestamp_nanos(day * NANOS_PER_DAY).format("%Y-%m-%d").to_string();
-            new_chunks.push(Arc::new(chunk::write_chunk(&t.dir, id, day_str, rows, inner.cfg.batch_rows)?));
+            new_chunks.push(chunk::write_chunk(&t.dir, inner.next_chunk_id(), day_str, rows, inner.cfg.batch_rows)?);
         }
     }
-    let existing: Vec<_> = t.state.read().unwrap().chunks.iter().map(|c| c.meta.clone()).collect();
-    let all = existing.into_iter().chain(new_chunks.iter().map(|c| c.meta.clone())).collect();
-    Manifest::new(checkpoint, all).store(&t.dir)?;
     Ok(new_chunks)
+}
+
+impl Inner {
+    /// A new chunk id: creation time and a sequence number, so ids sort by creation.
+    fn next_chunk_id(&self) -> String {
+        let seq = self.chunk_seq.fetch_add(1, Ordering::Relaxed) & 0xffff;
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        format!("{now:016x}{seq:04x}")
+    }
+}
+
+/// Makes a chunk list change durable and visible in one step: under the tenant's manifest
+/// lock, writes the manifest without `remove` and with `add` (and the new WAL checkpoint,
+/// if any), then swaps the in-memory list and runs `also` under the same state lock (so a
+/// flush drops its frozen heads in the same instant its chunks appear). Removed chunks are
+/// retired: their files go when the last query reading them finishes.
+fn commit(t: &Tenant, what: &str, remove: &[ChunkRef], add: Vec<Chunk>, checkpoint: Option<u64>, also: impl FnOnce(&mut TenantState)) -> Result<Vec<ChunkRef>> {
+    let _m = t.manifest_lock.lock().unwrap();
+    let (current, old_checkpoint) = {
+        let s = t.state.read().unwrap();
+        (s.chunks.clone(), s.checkpoint)
+    };
+    if let Some(gone) = remove.iter().find(|r| !current.iter().any(|c| Arc::ptr_eq(c, r))) {
+        return Err(StoreError::InvalidInput(format!("chunk {} is no longer live", gone.meta.id)));
+    }
+    let added: Vec<ChunkRef> = add.into_iter().map(Arc::new).collect();
+    let list: Vec<ChunkRef> = current.into_iter().filter(|c| !remove.iter().any(|r| Arc::ptr_eq(c, r))).chain(added.iter().cloned()).collect();
+    let checkpoint = checkpoint.unwrap_or(old_checkpoint);
+    crate::failpoint::hit(&format!("{what}-before-manifest"));
+    Manifest::new(checkpoint, list.iter().map(|c| c.meta.clone()).collect()).store(&t.dir)?;
+    crate::failpoint::hit(&format!("{what}-after-manifest"));
+    {
+        let mut s = t.state.write().unwrap();
+        s.chunks = list;
+        s.checkpoint = checkpoint;
+        also(&mut s);
+    }
+    for r in remove {
+        r.retire();
+    }
+    Ok(added)
+}
+
+/// The retention a server recorded in the data directory; none (keep forever) when absent
+/// or unreadable.
+fn load_retention(dir: &Path) -> RetentionConfig {
+    let path = dir.join(RETENTION_FILE);
+    let Ok(bytes) = fs::read(&path) else { return RetentionConfig::default() };
+    match serde_json::from_slice(&bytes).ok().and_then(RetentionConfig::from_file) {
+        Some(r) => r,
+        None => {
+            tracing::warn!(file = %path.display(), "ignoring an unreadable retention file");
+            RetentionConfig::default()
+        }
+    }
 }
 
 fn load_checkpoints(dir: &Path) -> Result<BTreeMap<TenantId, u64>> {
@@ -585,7 +745,7 @@ fn tenant_dirs(dir: &Path) -> Result<Vec<(TenantId, PathBuf)>> {
 
 /// Loads every tenant's manifest and chunk indexes. When `cleanup`, deletes chunk files no
 /// manifest names (left by a flush that crashed before its manifest swap).
-fn load_tenants(dir: &Path, cleanup: bool) -> Result<BTreeMap<TenantId, Arc<Tenant>>> {
+fn load_tenants(dir: &Path, cleanup: bool, compiler: Option<&deletes::DeleteCompiler>) -> Result<BTreeMap<TenantId, Arc<Tenant>>> {
     let mut out = BTreeMap::new();
     for (id, tdir) in tenant_dirs(dir)? {
         let manifest = Manifest::load(&tdir)?.unwrap_or_default();
@@ -605,7 +765,9 @@ fn load_tenants(dir: &Path, cleanup: bool) -> Result<BTreeMap<TenantId, Arc<Tena
         if cleanup {
             remove_orphans(&tdir, &live)?;
         }
-        out.insert(id.clone(), new_tenant(dir, id, state));
+        let t = new_tenant(dir, id.clone(), state);
+        *t.deletes.write().unwrap() = deletes::load(&tdir, compiler)?;
+        out.insert(id, t);
     }
     Ok(out)
 }
@@ -619,10 +781,12 @@ fn remove_orphans(tdir: &Path, live: &BTreeSet<PathBuf>) -> Result<()> {
         for f in files.flatten() {
             let p = f.path();
             if !live.contains(&p) {
-                tracing::warn!(file = %p.display(), "removing a chunk file no manifest names (interrupted flush)");
+                tracing::warn!(file = %p.display(), "removing a chunk file no manifest names (left by an interrupted flush or compaction)");
                 fs::remove_file(&p).map_err(io_err(p.display()))?;
             }
         }
+        // A day whose chunks all expired or were merged away.
+        let _ = fs::remove_dir(day.path());
     }
     Ok(())
 }
