@@ -2,6 +2,7 @@
 //! Apache DataFusion over the storage engine, exposed as a table by [`provider::LogTable`].
 
 pub mod ast;
+pub mod delete;
 pub mod duration;
 pub mod format;
 pub mod ip;

@@ -17,6 +17,9 @@
 //!
 //! [overrides.acme]               # any [limits] key, for one tenant
 //! ingestion_rate_mb = 16
+//!
+//! [compactor]
+//! compaction_interval = "10m"   # retention, deletes and compaction run this often
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -49,6 +52,8 @@ pub struct FileConfig {
     pub auth: AuthSection,
     #[serde(default)]
     pub storage: StorageSection,
+    #[serde(default)]
+    pub compactor: CompactorSection,
     /// Limits for every tenant (see [`crate::limits::LimitsSection`] for the keys).
     #[serde(default)]
     pub limits: toml::Table,
@@ -81,6 +86,52 @@ impl Default for StorageSection {
     }
 }
 
+/// `[compactor]`: the maintenance pass (retention, deletes, compaction), with Loki's
+/// compactor names where they exist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactorSection {
+    /// How often the pass runs.
+    #[serde(deserialize_with = "de_duration")]
+    pub compaction_interval: Duration,
+    /// Apply `retention_period`/`retention_stream`. On by default in silt (Loki: off),
+    /// since silt has no separate compactor to turn on; off keeps everything.
+    pub retention_enabled: bool,
+    /// Delete requests can be cancelled this long, and are processed after it.
+    #[serde(deserialize_with = "de_duration")]
+    pub delete_request_cancel_period: Duration,
+    /// Merge a day's small chunks into chunks of about this size (silt's own).
+    #[serde(deserialize_with = "de_size")]
+    pub target_chunk_size: u64,
+}
+
+impl Default for CompactorSection {
+    fn default() -> Self {
+        CompactorSection {
+            compaction_interval: Duration::from_secs(600),
+            retention_enabled: true,
+            delete_request_cancel_period: Duration::from_secs(24 * 3600),
+            target_chunk_size: 128 << 20,
+        }
+    }
+}
+
+impl CompactorSection {
+    pub fn delete_request_cancel_period_ns(&self) -> i64 {
+        i64::try_from(self.delete_request_cancel_period.as_nanos()).unwrap_or(i64::MAX)
+    }
+
+    /// The options of one maintenance pass now (`filter_only` from the tenants' limits).
+    pub fn maintain_options(&self, filter_only_tenants: Vec<silt_storage::TenantId>) -> silt_storage::MaintainOptions {
+        silt_storage::MaintainOptions {
+            target_chunk_bytes: self.target_chunk_size.max(1),
+            delete_cancel_period: self.delete_request_cancel_period_ns(),
+            filter_only_tenants,
+            ..Default::default()
+        }
+    }
+}
+
 impl FileConfig {
     /// Reads and checks a config file (also the limits, so that a bad key is reported at
     /// startup with the file's name).
@@ -100,6 +151,7 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     pub limits: TenantLimits,
     pub auth: Arc<Auth>,
+    pub compactor: CompactorSection,
 }
 
 impl ServerConfig {
@@ -111,9 +163,10 @@ impl ServerConfig {
         store.flush_max_bytes = usize::try_from(file.storage.flush_max_bytes).unwrap_or(usize::MAX);
         store.flush_max_age = file.storage.flush_max_age;
         store.out_of_order_window = file.storage.out_of_order_window;
+        store.delete_compiler = Some(silt_query::delete::delete_compiler());
         let limits = TenantLimits::from_tables(&file.limits, &file.overrides)?;
         let auth = Arc::new(Auth::new(file.auth_enabled, file.multi_tenant_queries_enabled, &file.auth)?);
-        Ok(ServerConfig { listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()), store, limits, auth })
+        Ok(ServerConfig { listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()), store, limits, auth, compactor: file.compactor })
     }
 }
 

@@ -9,7 +9,9 @@
 //! GET  /loki/api/v1/detected_*, /patterns  drilldown                   -> Engine
 //! GET  /loki/api/v1/tail (WebSocket)       tail                        -> Store::tail
 //! GET  /api/prom/query, /api/prom/label... legacy
+//! POST|PUT|GET|DELETE /loki/api/v1/delete  deletes                     -> Store delete requests
 //! GET  /metrics, /config, /ready, buildinfo, format_query; POST /flush  metrics, admin
+//! POST /compact                            a maintenance pass now      -> Store::maintain
 //! ```
 //!
 //! Every request passes [`auth`] (tenant, token, role) and is timed by [`metrics`];
@@ -18,6 +20,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+mod deletes;
 pub mod discover;
 mod drilldown;
 mod error;
@@ -36,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::Router;
 use silt_query::Engine;
@@ -59,6 +62,7 @@ pub struct AppState {
     pub limits: Arc<TenantLimits>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<metrics::Metrics>,
+    pub compactor: Arc<config::CompactorSection>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -80,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .route("/loki/api/v1/index/volume", get(query_api::index_volume).post(query_api::index_volume))
         .route("/loki/api/v1/index/volume_range", get(query_api::index_volume_range).post(query_api::index_volume_range))
         .route("/flush", get(flush).post(flush))
+        .route("/compact", post(compact))
+        .route("/loki/api/v1/delete", get(deletes::list).post(deletes::create).put(deletes::create).delete(deletes::cancel))
         .route("/ready", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics::serve))
         .route("/config", get(admin::config))
@@ -99,10 +105,33 @@ pub fn router(state: AppState) -> Router {
 
 /// Loki's `/flush`: writes every head to chunks now (Loki flushes its ingesters' chunks).
 /// Answers once the chunks and manifests are durable.
-async fn flush(axum::extract::State(state): axum::extract::State<AppState>, headers: axum::http::HeaderMap) -> Result<axum::http::StatusCode, ApiError> {
+async fn flush(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<axum::http::StatusCode, ApiError> {
     state.auth.tenant(&headers, auth::Access::Admin)?;
     state.store.flush().await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// One maintenance pass (retention, deletes, compaction), logged.
+async fn maintain(state: &AppState) -> Result<Vec<silt_storage::TenantMaintenance>, silt_storage::StoreError> {
+    let filter_only = state.limits.filter_only_tenants(&state.store.tenants());
+    let report = state.store.maintain(state.compactor.maintain_options(filter_only)).await?;
+    for r in &report {
+        if r.chunks_expired + r.chunks_rewritten + r.deletes_processed > 0 {
+            tracing::info!(
+                tenant = %r.tenant, expired = r.chunks_expired, rewritten = r.chunks_rewritten, written = r.chunks_written,
+                entries_removed = r.entries_removed, deletes = r.deletes_processed, bytes_before = r.bytes_before, bytes_after = r.bytes_after,
+                "maintenance"
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// `POST /compact` (silt's own, like `/flush`): runs a maintenance pass now (retention,
+/// due deletes, compaction) and answers with what it did per tenant.
+async fn compact(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<axum::Json<Vec<silt_storage::TenantMaintenance>>, ApiError> {
+    state.auth.tenant(&headers, auth::Access::Admin)?;
+    Ok(axum::Json(maintain(&state).await?))
 }
 
 /// A running server: its address, and a handle to stop it gracefully.
@@ -123,7 +152,16 @@ impl Server {
         let store = tokio::task::spawn_blocking(move || Store::open(store_cfg)).await??;
         let listener = TcpListener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
         let addr = listener.local_addr()?;
-        let state = AppState { store: store.clone(), engine: Engine::new(store.clone()), limits: Arc::new(cfg.limits.clone()), auth: cfg.auth.clone(), metrics: Arc::default() };
+        let retention = if cfg.compactor.retention_enabled { cfg.limits.retention() } else { Default::default() };
+        store.set_retention(retention)?;
+        let state = AppState {
+            store: store.clone(),
+            engine: Engine::new(store.clone()),
+            limits: Arc::new(cfg.limits.clone()),
+            auth: cfg.auth.clone(),
+            metrics: Arc::default(),
+            compactor: Arc::new(cfg.compactor.clone()),
+        };
         let (stop, mut stopped) = watch::channel(false);
 
         let flusher = {
@@ -145,6 +183,24 @@ impl Server {
             })
         };
 
+        let maintainer = {
+            let state = state.clone();
+            let mut stopped = stop.subscribe();
+            tokio::spawn(async move {
+                let period = state.compactor.compaction_interval.max(Duration::from_secs(1));
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stopped.changed() => return,
+                    }
+                    if let Err(e) = maintain(&state).await {
+                        tracing::error!(error = %e, "maintenance pass failed; will retry");
+                    }
+                }
+            })
+        };
+
         let app = router(state);
         let store2 = store.clone();
         let flush_on_stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -157,6 +213,8 @@ impl Server {
                 .await?;
             flusher.abort();
             let _ = flusher.await;
+            maintainer.abort();
+            let _ = maintainer.await;
             if flush_flag.load(std::sync::atomic::Ordering::SeqCst) {
                 let stats = store2.flush().await?;
                 tracing::info!(chunks = stats.chunks, rows = stats.rows, "flushed at shutdown");

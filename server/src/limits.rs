@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use silt_query::duration::parse_duration;
-use silt_storage::{IngestLimits, LabelLimits, TenantId};
+use silt_storage::{IngestLimits, LabelLimits, RetentionConfig, RetentionPolicy, StreamRule, TenantId};
 
 /// Loki's default `discover_service_name`: the first of these labels present names the
 /// service.
@@ -72,6 +72,34 @@ pub struct LimitsSection {
     #[serde(deserialize_with = "de_duration")]
     pub query_timeout: Duration,
     pub max_concurrent_tail_requests: usize,
+    /// How long entries live; 0 keeps them forever (Loki's default).
+    #[serde(deserialize_with = "de_duration")]
+    pub retention_period: Duration,
+    /// Per-stream retention rules; a tenant's list replaces the default list.
+    pub retention_stream: Vec<RetentionStreamSection>,
+    /// `filter-and-delete` (default), `filter-only` or `disabled`, as Loki's.
+    pub deletion_mode: DeletionMode,
+}
+
+/// One `[[limits.retention_stream]]` rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionStreamSection {
+    pub selector: String,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(deserialize_with = "de_duration")]
+    pub period: Duration,
+}
+
+/// Loki's `deletion_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeletionMode {
+    Disabled,
+    FilterOnly,
+    #[default]
+    FilterAndDelete,
 }
 
 impl Default for LimitsSection {
@@ -103,6 +131,9 @@ impl Default for LimitsSection {
             max_query_length: Duration::from_secs(721 * 3600),
             query_timeout: Duration::from_secs(60),
             max_concurrent_tail_requests: 10,
+            retention_period: Duration::ZERO,
+            retention_stream: Vec::new(),
+            deletion_mode: DeletionMode::FilterAndDelete,
         }
     }
 }
@@ -119,9 +150,36 @@ pub struct Limits {
     pub max_query_length: Duration,
     pub query_timeout: Duration,
     pub max_concurrent_tail_requests: usize,
+    pub retention: RetentionPolicy,
+    pub deletion_mode: DeletionMode,
+}
+
+impl LimitsSection {
+    /// Checks and resolves the section; errors name the offending key.
+    fn resolve(self) -> anyhow::Result<Limits> {
+        let mut rules = Vec::new();
+        for (i, r) in self.retention_stream.iter().enumerate() {
+            let matchers = silt_query::parse_selector(&r.selector).map_err(|e| anyhow::anyhow!("retention_stream[{i}]: invalid labels matchers: {e}"))?;
+            if r.period < Duration::from_secs(24 * 3600) {
+                anyhow::bail!("retention_stream[{i}]: retention period must be >= 24h was {}", silt_query::format::prom_duration(r.period.as_nanos() as i64));
+            }
+            rules.push(StreamRule { selector: r.selector.clone(), matchers, priority: r.priority, period: nanos(r.period) });
+        }
+        let retention = RetentionPolicy { period: nanos(self.retention_period), streams: rules };
+        let deletion_mode = self.deletion_mode;
+        let mut l = Limits::from(self);
+        l.retention = retention;
+        l.deletion_mode = deletion_mode;
+        Ok(l)
+    }
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl From<LimitsSection> for Limits {
+    /// Without the checks of [`LimitsSection::resolve`] (retention rules are left out).
     fn from(s: LimitsSection) -> Limits {
         const MIB: f64 = 1048576.0;
         // On one node Loki's global and local stream limits are the same; the smaller
@@ -157,6 +215,8 @@ impl From<LimitsSection> for Limits {
             max_query_length: s.max_query_length,
             query_timeout: s.query_timeout,
             max_concurrent_tail_requests: s.max_concurrent_tail_requests,
+            retention: RetentionPolicy { period: nanos(s.retention_period), streams: Vec::new() },
+            deletion_mode: s.deletion_mode,
         }
     }
 }
@@ -190,7 +250,7 @@ impl TenantLimits {
     pub fn from_tables(limits: &toml::Table, overrides: &BTreeMap<String, toml::Table>) -> anyhow::Result<TenantLimits> {
         let parse = |t: toml::Table, section: &str| -> anyhow::Result<Limits> {
             let s: LimitsSection = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("[{section}]: {}", e.message()))?;
-            Ok(s.into())
+            s.resolve().map_err(|e| anyhow::anyhow!("[{section}]: {e}"))
         };
         let defaults = Arc::new(parse(limits.clone(), "limits")?);
         let mut out = HashMap::new();
@@ -236,6 +296,20 @@ impl TenantLimits {
 
     pub fn defaults(&self) -> &Arc<Limits> {
         &self.defaults
+    }
+
+    /// Every tenant's retention, for the store.
+    pub fn retention(&self) -> RetentionConfig {
+        RetentionConfig {
+            default: self.defaults.retention.clone(),
+            tenants: self.overrides.iter().filter_map(|(t, l)| Some((t.parse().ok()?, l.retention.clone()))).collect(),
+        }
+    }
+
+    /// Those of `tenants` whose delete requests only filter reads and are never processed
+    /// (`deletion_mode` other than `filter-and-delete`).
+    pub fn filter_only_tenants(&self, tenants: &[TenantId]) -> Vec<TenantId> {
+        tenants.iter().filter(|t| self.get(t).deletion_mode != DeletionMode::FilterAndDelete).cloned().collect()
     }
 
     /// The tenants with overrides and their limits, by tenant id.
@@ -314,6 +388,24 @@ mod tests {
         let overrides = BTreeMap::from([("acme".to_string(), table("max_line_size = \"lots\"\n"))]);
         let e = TenantLimits::from_tables(&toml::Table::new(), &overrides).unwrap_err().to_string();
         assert!(e.contains("[overrides.acme]") && e.contains("lots"), "{e}");
+    }
+
+    #[test]
+    fn retention_rules_are_checked_and_overrides_replace_the_list() {
+        let limits = table("retention_period = \"744h\"\n[[retention_stream]]\nselector = '{env=\"staging\"}'\npriority = 1\nperiod = \"720h\"\n");
+        let overrides = BTreeMap::from([("acme".to_string(), table("[[retention_stream]]\nselector = '{app=\"x\"}'\nperiod = \"48h\"\n"))]);
+        let l = TenantLimits::from_tables(&limits, &overrides).unwrap();
+        let r = l.retention();
+        assert_eq!(r.default.period, 744 * 3_600_000_000_000);
+        assert_eq!(r.default.streams[0].selector, "{env=\"staging\"}");
+        let acme = r.for_tenant(&"acme".parse().unwrap());
+        assert_eq!((acme.period, acme.streams.len(), acme.streams[0].priority), (744 * 3_600_000_000_000, 1, 0));
+        let e = TenantLimits::from_tables(&table("[[retention_stream]]\nselector = '{a=\"b\"}'\nperiod = \"5h\"\n"), &BTreeMap::new()).unwrap_err().to_string();
+        assert_eq!(e, "[limits]: retention_stream[0]: retention period must be >= 24h was 5h");
+        let e = TenantLimits::from_tables(&table("[[retention_stream]]\nselector = 'nope'\nperiod = \"48h\"\n"), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(e.contains("invalid labels matchers"), "{e}");
+        let e = TenantLimits::from_tables(&table("deletion_mode = \"sometimes\"\n"), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(e.contains("deletion_mode") || e.contains("sometimes"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod drilldown;
 mod ingest;
+mod maintenance;
 mod otlp;
 mod python_client;
 mod tail;
