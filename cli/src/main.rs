@@ -1,7 +1,15 @@
-//! `silt`: the one binary. `silt serve` runs the Loki-compatible server; `silt query`
-//! runs LogQL against a data directory directly, no server needed.
+//! `silt`: the one binary. `silt serve` runs the Loki-compatible server; the other
+//! commands work on a data directory directly (no server needed) or on a server
+//! (`--addr`): `query`, `labels`, `series`, `stats` read ([`source`]), `ingest` ships
+//! files, `retention`, `compact` and `check` maintain ([`maintenance`]).
 
-use std::io::{self, IsTerminal, Write};
+mod follow;
+mod ingest;
+mod maintenance;
+mod output;
+mod source;
+
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,11 +17,12 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use silt_query::ast::Expr;
 use silt_query::duration::parse_duration;
-use silt_query::{parse, Direction, Engine, LogQuery};
+use silt_query::{parse, Direction};
 use silt_server::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR};
-use silt_server::params::{now_ns, parse_time};
 use silt_server::Server;
-use silt_storage::{Store, StoreConfig, TenantId};
+
+use crate::output::Output;
+use crate::source::{Range, Target};
 
 #[derive(Parser)]
 #[command(name = "silt", version, about = "A Loki-compatible embedded columnar log store")]
@@ -33,7 +42,7 @@ enum Cmd {
     #[command(verbatim_doc_comment)]
     Serve {
         /// TOML configuration file (see the README for every option).
-        #[arg(long)]
+        #[arg(long, env = "SILT_CONFIG")]
         config: Option<PathBuf>,
         /// Data directory [default: ./silt-data]
         #[arg(long, env = "SILT_DATA_DIR")]
@@ -42,16 +51,19 @@ enum Cmd {
         #[arg(long, env = "SILT_LISTEN")]
         listen: Option<String>,
     },
-    /// Run a LogQL query against a data directory (no server needed; safe while one runs).
+    /// Run a LogQL query, on a data directory (no server needed; safe while one runs) or a
+    /// server (--addr).
     ///
     /// Log queries print entries; metric queries print one aligned row per series and
-    /// step (`--step`, default as Loki's: the range / 250, at least 1s).
+    /// step (`--step`, default as Loki's: the range / 250, at least 1s). `--tail` keeps
+    /// printing new entries as they arrive.
     ///
     /// Examples:
     ///   silt query '{service="api"} |= "error"'
     ///   silt query --since 24h --limit 1000 --output jsonl '{env="prod"}'
     ///   silt query --from 2026-01-15T23:00:00Z --to 2026-01-16T00:00:00Z --forward '{job="x"}'
     ///   silt query --since 6h --step 10m 'sum by (level) (count_over_time({job="x"} | logfmt [10m]))'
+    ///   silt query --addr http://127.0.0.1:3100 --org-id acme --tail '{job="x"} |= "error"'
     #[command(verbatim_doc_comment)]
     Query {
         /// The LogQL query.
@@ -71,6 +83,9 @@ enum Cmd {
         step: Option<String>,
         #[arg(long, value_enum, default_value_t = Output::Default)]
         output: Output,
+        /// Keep following: print new entries as they arrive (log queries), until Ctrl-C.
+        #[arg(long)]
+        tail: bool,
     },
     /// List label names, or the values of one label.
     ///
@@ -94,24 +109,78 @@ enum Cmd {
     /// Example:
     ///   silt series '{service=~"api|db"}' --since 24h
     #[command(verbatim_doc_comment)]
-    Series {
-        selector: String,
-        #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        range: Range,
-    },
+    Series(SelectorArgs),
     /// Streams, storage parts, entries and bytes matching a selector (exact counts).
     ///
     /// Example:
     ///   silt stats '{env="prod"}' --since 7d
     #[command(verbatim_doc_comment)]
-    Stats {
-        selector: String,
+    Stats(SelectorArgs),
+    /// Ship log files (plain or gzip) or standard input as one stream, in batches.
+    ///
+    /// Each line is an entry. Its time comes from a JSON field (--time-field) or a regex
+    /// (--time-regex, first capture group) when asked, else it is the time the line was
+    /// read; a line without a readable time takes the previous line's. Progress (lines/s,
+    /// MB/s, ETA) is shown on a terminal. An interrupted run continues where it stopped
+    /// with --resume.
+    ///
+    /// Examples:
+    ///   silt ingest --labels '{job="nginx"}' /var/log/nginx/access.log
+    ///   silt ingest --labels '{job="api"}' --time-field ts app.log.gz --addr http://127.0.0.1:3100
+    ///   journalctl -o cat | silt ingest --labels '{job="journal"}' -
+    ///   silt ingest --labels '{job="x"}' --time-regex '^(\S+)' --resume big.log
+    #[command(verbatim_doc_comment)]
+    Ingest(ingest::IngestArgs),
+    /// Apply retention now, or show what it would remove (--dry-run), per tenant and rule.
+    ///
+    /// Retention comes from --config (the server's file), else from what the server last
+    /// recorded in the data directory.
+    ///
+    /// Examples:
+    ///   silt retention --dry-run
+    ///   silt retention --config silt.toml
+    ///   silt retention --addr http://127.0.0.1:3100
+    #[command(verbatim_doc_comment)]
+    Retention {
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         target: Target,
+        /// The server's configuration file (limits, [compactor]).
+        #[arg(long, env = "SILT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Merge small chunks, apply retention and process due delete requests now.
+    ///
+    /// On a data directory no server is running on, or on a server (--addr).
+    ///
+    /// Examples:
+    ///   silt compact
+    ///   silt compact --addr http://127.0.0.1:3100
+    #[command(verbatim_doc_comment)]
+    Compact {
         #[command(flatten)]
-        range: Range,
+        target: Target,
+        /// The server's configuration file (limits, [compactor]).
+        #[arg(long, env = "SILT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Verify every chunk, index, manifest and WAL segment of a data directory.
+    ///
+    /// Exits non-zero when damage is found. --repair (needs the directory to itself)
+    /// moves damaged files to <data-dir>/quarantine and rebuilds indexes and manifests.
+    ///
+    /// Examples:
+    ///   silt check
+    ///   silt check --data-dir /var/lib/silt --repair
+    #[command(verbatim_doc_comment)]
+    Check {
+        #[arg(long, env = "SILT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Quarantine damaged files and rebuild what can be rebuilt.
+        #[arg(long)]
+        repair: bool,
     },
     /// The end-to-end load benchmark: generate a realistic dataset, run `silt serve` on a
     /// fresh directory, push the data over HTTP, flush, then time a query mix cold and warm.
@@ -153,74 +222,22 @@ enum Cmd {
     },
 }
 
+/// A stream selector, the data and the time range.
+#[derive(clap::Args)]
+struct SelectorArgs {
+    /// Label matchers, for example '{app="web"}'.
+    selector: String,
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    range: Range,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum BenchFormat {
     Json,
     Protobuf,
     Both,
-}
-
-/// Which data to read: a data directory and a tenant.
-#[derive(clap::Args)]
-struct Target {
-    #[arg(long, env = "SILT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
-    /// Tenant to read (X-Scope-OrgID).
-    #[arg(long, default_value = silt_storage::DEFAULT_TENANT)]
-    org_id: String,
-}
-
-impl Target {
-    /// The tenant and the data directory opened read-only.
-    async fn open(self) -> anyhow::Result<(TenantId, Engine)> {
-        let tenant: TenantId = self.org_id.parse().context("invalid --org-id")?;
-        let dir = self.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open_read_only(StoreConfig::new(dir)))
-            .await?
-            .with_context(|| format!("cannot open {}", self.data_dir.display()))?;
-        Ok((tenant, Engine::new(store)))
-    }
-}
-
-/// The time range: `--from`/`--to`, or the last `--since`.
-#[derive(clap::Args)]
-struct Range {
-    /// Start of the range: RFC3339 or Unix time (s or ns). Default: --to minus --since.
-    #[arg(long)]
-    from: Option<String>,
-    /// End of the range (exclusive). Default: now.
-    #[arg(long)]
-    to: Option<String>,
-    /// How far back from --to to look when --from is not given.
-    #[arg(long, default_value = "1h")]
-    since: String,
-}
-
-impl Range {
-    fn resolve(&self) -> anyhow::Result<(i64, i64)> {
-        let end = match &self.to {
-            Some(t) => parse_time(t).with_context(|| format!("invalid --to {t:?}: use RFC3339 or Unix time"))?,
-            None => now_ns(),
-        };
-        let start = match &self.from {
-            Some(t) => parse_time(t).with_context(|| format!("invalid --from {t:?}: use RFC3339 or Unix time"))?,
-            None => end - parse_duration(&self.since).with_context(|| format!("invalid --since {:?}: use a duration like 30m or 24h", self.since))?,
-        };
-        if end < start {
-            bail!("--to is before --from");
-        }
-        Ok((start, end))
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Output {
-    /// `<time> <labels> <line>`
-    Default,
-    /// The line only.
-    Raw,
-    /// One JSON object per entry.
-    Jsonl,
 }
 
 fn main() -> ExitCode {
@@ -245,7 +262,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("silt: {e:#}");
+            // One line, whatever the error's own formatting.
+            let msg = format!("{e:#}");
+            eprintln!("silt: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
             ExitCode::FAILURE
         }
     }
@@ -266,18 +285,21 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             let server = Server::start(cfg).await?;
             server.run_until(shutdown_signal()).await
         }
-        Cmd::Query { query, target, range, limit, forward, step, output } => {
+        Cmd::Query { query, target, range, limit, forward, step, output, tail } => {
             let (start, end) = range.resolve()?;
             let expr = parse(&query)?;
-            let (tenant, engine) = target.open().await?;
-            let tenants = std::slice::from_ref(&tenant);
+            if limit == 0 {
+                bail!("--limit must be a positive value");
+            }
             match expr {
-                Expr::Log(expr) => {
+                Expr::Log(_) if tail => follow::run(&target, &query, start, limit, output).await,
+                Expr::Log(_) => {
                     let direction = if forward { Direction::Forward } else { Direction::Backward };
-                    let streams = engine.log_query(tenants, &LogQuery { expr, start, end, limit, direction, interval: 0, categorize: false }).await?;
-                    print_streams(&streams, direction, output)
+                    let streams = target.open().await?.log_query(&query, start, end, limit, direction).await?;
+                    output::print_streams(&streams, direction, output)
                 }
-                Expr::Metric(m) => {
+                Expr::Metric(_) if tail => bail!("--tail follows log queries only"),
+                Expr::Metric(_) => {
                     let step = match step {
                         Some(s) => parse_duration(&s).filter(|d| *d > 0).with_context(|| format!("invalid --step {s:?}: use a duration like 30s or 5m"))?,
                         None => ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
@@ -285,42 +307,35 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                     if (end - start) / step > 11_000 {
                         bail!("--step is too small for the range: more than 11,000 points per series");
                     }
-                    let r = engine.metric_query(tenants, &m, start, end, step).await?;
-                    print_metric(&r, output)
+                    let r = target.open().await?.metric_query(&query, start, end, step).await?;
+                    output::print_metric(&r, output)
                 }
             }
         }
         Cmd::Labels { name, query, target, range } => {
             let (start, end) = range.resolve()?;
-            let matchers = match &query {
-                Some(q) => silt_query::parse_selector(q)?,
-                None => Vec::new(),
-            };
-            let (tenant, engine) = target.open().await?;
-            let store = engine.store();
-            let list = match &name {
-                Some(n) => store.label_values(&tenant, n, &matchers, start, end),
-                None => store.label_names(&tenant, &matchers, start, end),
-            };
-            print_lines(list.iter().map(String::as_str))
+            if let Some(q) = &query {
+                silt_query::parse_selector(q)?;
+            }
+            let list = target.open().await?.labels(name.as_deref(), query.as_deref(), start, end).await?;
+            output::print_lines(list)
         }
-        Cmd::Series { selector, target, range } => {
+        Cmd::Series(SelectorArgs { selector, target, range }) => {
             let (start, end) = range.resolve()?;
-            let matchers = silt_query::parse_selector(&selector)?;
-            let (tenant, engine) = target.open().await?;
-            let series: Vec<String> = engine.store().series(&tenant, &matchers, start, end).iter().map(|l| l.to_string()).collect();
-            print_lines(series.iter().map(String::as_str))
+            silt_query::parse_selector(&selector)?;
+            let series = target.open().await?.series(&selector, start, end).await?;
+            output::print_lines(series.iter().map(|l| l.to_string()))
         }
-        Cmd::Stats { selector, target, range } => {
+        Cmd::Stats(SelectorArgs { selector, target, range }) => {
             let (start, end) = range.resolve()?;
-            let matchers = silt_query::parse_selector(&selector)?;
-            let (tenant, engine) = target.open().await?;
-            let (vols, parts) = engine.volumes(std::slice::from_ref(&tenant), &matchers, start, end).await?;
-            let entries: u64 = vols.iter().map(|v| v.entries).sum();
-            let bytes: u64 = vols.iter().map(|v| v.bytes).sum();
-            let parts = if vols.is_empty() { 0 } else { parts };
-            print_lines([format!("streams: {}", vols.len()), format!("chunks:  {parts}"), format!("entries: {entries}"), format!("bytes:   {bytes}")].iter().map(String::as_str))
+            silt_query::parse_selector(&selector)?;
+            let s = target.open().await?.stats(&selector, start, end).await?;
+            output::print_lines([format!("streams: {}", s.streams), format!("chunks:  {}", s.chunks), format!("entries: {}", s.entries), format!("bytes:   {}", s.bytes)])
         }
+        Cmd::Ingest(args) => ingest::run(args).await,
+        Cmd::Retention { dry_run, target, config } => maintenance::retention(&target, config, dry_run).await,
+        Cmd::Compact { target, config } => maintenance::compact(&target, config).await,
+        Cmd::Check { data_dir, repair } => maintenance::check(data_dir, repair).await,
         Cmd::Bench { lines, hours, seed, clients, format, warm_runs, dir, keep_page_cache, out } => {
             use silt_benches::e2e::{self, Format};
             if !(hours > 0.0 && hours.is_finite()) {
@@ -348,69 +363,6 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn print_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
-    let stdout = io::stdout();
-    let mut w = io::BufWriter::new(stdout.lock());
-    for l in lines {
-        writeln!(w, "{l}")?;
-    }
-    w.flush()?;
-    Ok(())
-}
-
-/// A metric result as aligned rows (`time  labels  value`), or one JSON object per point.
-fn print_metric(r: &silt_query::MetricResult, output: Output) -> anyhow::Result<()> {
-    use silt_query::format::float_plain;
-    use silt_query::MetricResult as R;
-    let rows: Vec<(i64, String, f64)> = match r {
-        R::Matrix(series) => series.iter().flat_map(|(l, pts)| pts.iter().map(move |(t, v)| (*t, l.to_string(), *v))).collect(),
-        R::Vector(t, samples) => samples.iter().map(|(l, v)| (*t, l.to_string(), *v)).collect(),
-        R::Scalar(t, v) => vec![(*t, String::new(), *v)],
-    };
-    let stdout = io::stdout();
-    let mut w = io::BufWriter::new(stdout.lock());
-    let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    for (t, labels, v) in &rows {
-        let time = chrono::DateTime::from_timestamp_nanos(*t).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        match output {
-            Output::Jsonl => writeln!(w, "{}", serde_json::json!({"timestamp": time, "labels": labels, "value": float_plain(*v)}))?,
-            _ => writeln!(w, "{time}  {labels:<width$}  {}", float_plain(*v))?,
-        }
-    }
-    w.flush()?;
-    Ok(())
-}
-
-/// Prints entries of all streams merged in the query's direction, like logcli.
-fn print_streams(streams: &[silt_query::StreamResult], direction: Direction, output: Output) -> anyhow::Result<()> {
-    let mut rows: Vec<(i64, usize, &str)> =
-        streams.iter().enumerate().flat_map(|(si, s)| s.entries.iter().map(move |e| (e.ts, si, e.line.as_str()))).collect();
-    rows.sort_by_key(|r| (r.0, r.1));
-    if direction == Direction::Backward {
-        rows.reverse();
-    }
-    let stdout = io::stdout();
-    let mut w = io::BufWriter::new(stdout.lock());
-    let labels: Vec<String> = streams.iter().map(|s| s.labels.to_string()).collect();
-    for (ts, si, line) in rows {
-        match output {
-            Output::Raw => writeln!(w, "{line}")?,
-            Output::Default => {
-                let t = chrono::DateTime::from_timestamp_nanos(ts).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-                writeln!(w, "{t} {} {line}", labels[si])?
-            }
-            Output::Jsonl => {
-                let labels: serde_json::Map<String, serde_json::Value> =
-                    streams[si].labels.iter().map(|(k, v)| (k.to_string(), v.into())).collect();
-                let obj = serde_json::json!({ "timestamp": ts.to_string(), "labels": labels, "line": line });
-                writeln!(w, "{obj}")?
-            }
-        }
-    }
-    w.flush()?;
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -95,6 +95,9 @@ pub async fn config(State(state): State<AppState>, headers: HeaderMap) -> Result
     let _ = writeln!(y, "storage:\n  data_dir: {}\n  wal_sync: {}", yaml_str(&c.data_dir.display().to_string()), c.wal_sync);
     let _ = writeln!(y, "  flush_max_bytes: {}\n  flush_max_age: {}", c.flush_max_bytes, dur(c.flush_max_age));
     let _ = writeln!(y, "  out_of_order_window: {}", dur(c.out_of_order_window));
+    let k = &state.compactor;
+    let _ = writeln!(y, "compactor:\n  compaction_interval: {}\n  retention_enabled: {}", dur(k.compaction_interval), k.retention_enabled);
+    let _ = writeln!(y, "  delete_request_cancel_period: {}\n  target_chunk_size: {}", dur(k.delete_request_cancel_period), k.target_chunk_size);
     let _ = writeln!(y, "limits_config:");
     limits_yaml(&mut y, state.limits.defaults(), "  ");
     let overrides = state.limits.overrides();
@@ -147,8 +150,25 @@ fn limits_yaml(y: &mut String, l: &Limits, ind: &str) {
         ("max_query_length", dur(l.max_query_length)),
         ("query_timeout", dur(l.query_timeout)),
         ("max_concurrent_tail_requests", l.max_concurrent_tail_requests.to_string()),
+        ("retention_period", dur(std::time::Duration::from_nanos(l.retention.period.max(0) as u64))),
+        ("deletion_mode", deletion_mode(l.deletion_mode).to_string()),
     ];
     for (k, v) in lines {
         let _ = writeln!(y, "{ind}{k}: {v}");
+    }
+    if !l.retention.streams.is_empty() {
+        let _ = writeln!(y, "{ind}retention_stream:");
+        for r in &l.retention.streams {
+            let _ = writeln!(y, "{ind}  - selector: {}\n{ind}    priority: {}\n{ind}    period: {}", yaml_str(&r.selector), r.priority, dur(std::time::Duration::from_nanos(r.period.max(0) as u64)));
+        }
+    }
+}
+
+fn deletion_mode(m: crate::limits::DeletionMode) -> &'static str {
+    use crate::limits::DeletionMode::*;
+    match m {
+        Disabled => "disabled",
+        FilterOnly => "filter-only",
+        FilterAndDelete => "filter-and-delete",
     }
 }

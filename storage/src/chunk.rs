@@ -6,6 +6,7 @@
 //! the index, turns the matching streams' row ranges into a Parquet `RowSelection`, and
 //! reads only those rows' pages; rows outside the time range are cut with Arrow kernels.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -20,7 +21,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::{PageIndexPolicy, SortingColumn};
+use parquet::file::metadata::{KeyValue, PageIndexPolicy, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use roaring::RoaringBitmap;
@@ -34,6 +35,18 @@ use crate::manifest::ChunkMeta;
 use crate::schema::{log_schema, COL_LINE, IDX_TS};
 
 const INDEX_MAGIC: &[u8; 8] = b"SILTIDX1";
+
+/// Key of the Parquet footer entry that lists every stream of the chunk with its labels,
+/// `[["<fingerprint hex>", {"name": "value", ...}], ...]`, so that a lost or damaged index
+/// can be rebuilt from the Parquet file alone (`silt check --repair`). Chunks written
+/// before it existed lack it.
+pub(crate) const STREAMS_KEY: &str = "silt.streams";
+
+/// Key of the Parquet footer entry `"<len>:<crc32 hex>"`: the CRC-32 of the file's first
+/// `len` bytes, which hold every data page. Parquet pages carry no checksum here, and zstd
+/// decodes a damaged literal without complaint, so only this reveals bit rot in the data
+/// (`silt check`). Chunks written before it existed lack it.
+pub(crate) const DATA_CRC_KEY: &str = "silt.data_crc32";
 
 /// Rows per Parquet row group: large enough for good compression and few footers, small
 /// enough that statistics and page indexes still prune.
@@ -57,7 +70,17 @@ pub struct ChunkIndex {
 }
 
 impl ChunkIndex {
-    fn encode(&self) -> Vec<u8> {
+    /// An index over `streams` (in file order), with its label index, as [`ChunkWriter`]
+    /// builds it.
+    pub(crate) fn from_streams(streams: Vec<ChunkStream>) -> ChunkIndex {
+        let mut labels = LabelIndex::default();
+        for (ordinal, s) in streams.iter().enumerate() {
+            labels.add(ordinal as u32, &s.labels);
+        }
+        ChunkIndex { streams, labels }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = INDEX_MAGIC.to_vec();
         put_uvarint(&mut out, self.streams.len() as u64);
         for s in &self.streams {
@@ -80,7 +103,7 @@ impl ChunkIndex {
         out
     }
 
-    fn decode(buf: &[u8]) -> Option<ChunkIndex> {
+    pub(crate) fn decode(buf: &[u8]) -> Option<ChunkIndex> {
         let (body, crc) = buf.split_at_checked(buf.len().checked_sub(4)?)?;
         if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || !body.starts_with(INDEX_MAGIC) {
             return None;
@@ -188,8 +211,28 @@ pub(crate) struct ChunkWriter {
     meta: ChunkMeta,
     pq_path: PathBuf,
     idx_path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<Checksummed<File>>,
     index: ChunkIndex,
+}
+
+/// A sink that checksums what goes through it (see [`DATA_CRC_KEY`]).
+struct Checksummed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl ChunkWriter {
@@ -199,6 +242,7 @@ impl ChunkWriter {
         let dir = pq_path.parent().expect("chunk path has a parent");
         fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
         let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
+        let file = Checksummed { inner: file, crc: crc32fast::Hasher::new(), len: 0 };
         let writer = ArrowWriter::try_new(file, log_schema(), Some(writer_properties()))?;
         Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default() })
     }
@@ -250,8 +294,15 @@ impl ChunkWriter {
 
     /// Closes and fsyncs both files; `None` (and no files) when no row was written.
     pub fn finish(self) -> Result<Option<Chunk>> {
-        let ChunkWriter { mut meta, pq_path, idx_path, writer, index } = self;
-        let file = writer.into_inner()?;
+        let ChunkWriter { mut meta, pq_path, idx_path, mut writer, index } = self;
+        // Every row group out and through the writer's buffer: the checksum covers them all.
+        writer.flush()?;
+        writer.sync().map_err(io_err(pq_path.display()))?;
+        let data = writer.inner();
+        let data_crc = format!("{}:{:08x}", data.len, data.crc.clone().finalize());
+        writer.append_key_value_metadata(KeyValue::new(DATA_CRC_KEY.to_string(), data_crc));
+        writer.append_key_value_metadata(KeyValue::new(STREAMS_KEY.to_string(), encode_stream_labels(&index.streams)));
+        let file = writer.into_inner()?.inner;
         if meta.rows == 0 {
             drop(file);
             fs::remove_file(&pq_path).map_err(io_err(pq_path.display()))?;
@@ -268,6 +319,25 @@ impl ChunkWriter {
         crate::wal::sync_dir(pq_path.parent().expect("chunk path has a parent"))?;
         Ok(Some(Chunk { meta, index, path: pq_path, retired: AtomicBool::new(false) }))
     }
+}
+
+/// The [`STREAMS_KEY`] footer entry for `streams`.
+fn encode_stream_labels(streams: &[ChunkStream]) -> String {
+    let list: Vec<(String, BTreeMap<&str, &str>)> = streams.iter().map(|s| (format!("{:016x}", s.fp), s.labels.iter().collect())).collect();
+    serde_json::to_string(&list).expect("labels serialize")
+}
+
+/// Reads a [`STREAMS_KEY`] footer entry back: the streams whose labels hash to their
+/// fingerprint (an entry that does not is ignored, not trusted).
+pub(crate) fn decode_stream_labels(value: &str) -> HashMap<u64, Labels> {
+    let Ok(list) = serde_json::from_str::<Vec<(String, BTreeMap<String, String>)>>(value) else { return HashMap::new() };
+    list.into_iter()
+        .filter_map(|(fp, pairs)| {
+            let fp = u64::from_str_radix(&fp, 16).ok()?;
+            let labels = Labels::from_pairs(pairs).ok()?;
+            (labels.fingerprint() == fp).then_some((fp, labels))
+        })
+        .collect()
 }
 
 /// Opens a live chunk named by a manifest: reads and checks its index.

@@ -22,12 +22,14 @@
 //! <data_dir>/tenants/<tenant>/chunks/<day>/<id>.parquet|.idx
 //! <data_dir>/tenants/<tenant>/deletes.json            delete requests
 //! <data_dir>/retention.json                           the retention the server last ran with
+//! <data_dir>/quarantine/                              damaged files set aside by `silt check --repair`
 //! ```
 //!
 //! Maintenance ([`Store::maintain`]): retention (per tenant and stream, hidden from reads
 //! at once, removed from disk by rewriting chunks), delete requests, and compaction of
 //! small chunks; see `store/maintain.rs`.
 
+mod check;
 pub mod chunk;
 pub mod codec;
 mod compact;
@@ -52,6 +54,7 @@ mod tenant;
 mod visibility;
 pub mod wal;
 
+pub use check::{check, CheckOptions, CheckReport, Problem};
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use ingest::{PushOutcome, Refusal, RefusalKind};

@@ -102,10 +102,34 @@ pub(crate) fn read_segment(path: &Path, mut f: impl FnMut(&[u8]) -> Result<()>) 
     Ok(SegmentEnd::Clean)
 }
 
+/// Where the intact start of a damaged segment ends: the offset just past the last record
+/// before the first one that is cut short, fails its checksum, or that `valid` rejects.
+/// `None` when the file does not even start with the segment magic. For repair, which
+/// truncates the segment there.
+pub(crate) fn intact_prefix(path: &Path, mut valid: impl FnMut(&[u8]) -> bool) -> Result<Option<u64>> {
+    let buf = fs::read(path).map_err(io_err(path.display()))?;
+    if buf.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+        return Ok(None);
+    }
+    let mut off = MAGIC.len();
+    while let Some(rest) = buf.get(off..).filter(|r| r.len() >= FRAME_HEADER) {
+        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        let body = rest.get(FRAME_HEADER..FRAME_HEADER.saturating_add(len));
+        match body {
+            Some(b) if len > 0 && len <= MAX_RECORD && crc32fast::hash(b) == crc && valid(b) => off += FRAME_HEADER + len,
+            _ => break,
+        }
+    }
+    Ok(Some(off as u64))
+}
+
 /// Drops a torn tail found at startup, so new segments never follow garbage.
 pub(crate) fn truncate_segment(path: &Path, offset: u64) -> Result<()> {
     let f = OpenOptions::new().write(true).open(path).map_err(io_err(path.display()))?;
-    f.set_len(offset.max(MAGIC.len() as u64)).map_err(io_err(path.display()))?;
+    // A header cut short leaves nothing worth keeping: an empty segment reads as clean.
+    let keep = if offset < MAGIC.len() as u64 { 0 } else { offset };
+    f.set_len(keep).map_err(io_err(path.display()))?;
     f.sync_all().map_err(io_err(path.display()))
 }
 

@@ -6,6 +6,7 @@ mod bench;
 mod cli_query;
 mod conformance;
 mod crash;
+mod ops;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

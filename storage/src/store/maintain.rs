@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{commit, Store, Tenant};
 use crate::chunk::ChunkRef;
@@ -61,7 +61,7 @@ impl Default for MaintainOptions {
 }
 
 /// What a maintenance pass did for one tenant.
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TenantMaintenance {
     pub tenant: String,
     pub chunks_before: usize,
@@ -277,6 +277,9 @@ fn due_deletes(t: &Tenant, opts: &MaintainOptions) -> Vec<Arc<LiveDelete>> {
         .collect()
 }
 
+/// Most chunks merged at once: a merge holds one record batch per input in memory.
+const MAX_MERGE_INPUTS: usize = 32;
+
 /// Groups one day's chunks for rewriting: each chunk that must be rewritten and is not
 /// small alone; small chunks (flagged or not) together, greedily up to the target size.
 /// A lone small chunk that needs nothing is left as it is.
@@ -301,7 +304,7 @@ fn plan_groups(day: Vec<(ChunkRef, bool)>, opts: &MaintainOptions) -> Vec<Vec<Ch
         cur.clear();
     };
     for (c, needs) in pool {
-        if !cur.is_empty() && bytes + c.meta.bytes > opts.target_chunk_bytes {
+        if !cur.is_empty() && (bytes + c.meta.bytes > opts.target_chunk_bytes || cur.len() >= MAX_MERGE_INPUTS) {
             close(&mut cur, &mut groups);
             bytes = 0;
         }
