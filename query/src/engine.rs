@@ -92,11 +92,11 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
-        let table = Arc::new(LogTable::new(self.store.clone(), tenants, log.selector.clone()));
-        let streams = table.streams();
-        let df = self.session().read_table(table)?;
         let split = log.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(log.pipeline.len());
         let (pre, rest) = log.pipeline.split_at(split);
+        let table = Arc::new(LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre)));
+        let streams = table.streams();
+        let df = self.session().read_table(table)?;
         let mut predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
         let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
         if !filters.is_empty() {
@@ -411,7 +411,7 @@ impl Engine {
     pub async fn volumes(&self, tenants: &[TenantId], matchers: &[silt_storage::Matcher], start: i64, end: i64) -> Result<(Vec<StreamVolume>, usize), QueryError> {
         let (tenants, matchers) = crate::provider::split_tenant_matchers(tenants, matchers);
         let multi = tenants.len() > 1;
-        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]) };
+        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]), needles: Vec::new() };
         // Per tenant: its parts, and its streams by fingerprint (labels as the query sees them).
         let mut work = Vec::new();
         let mut parts = 0;
@@ -448,4 +448,19 @@ impl Engine {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok((out, parts))
     }
+}
+
+/// The literals every line must contain for the leading line filters to keep it: one
+/// clause per `|=` filter, its `or` alternatives inside. The storage's needle index uses
+/// them to skip blocks; the filters still run on every line read.
+fn needles(pre: &[Stage]) -> Vec<Vec<String>> {
+    use crate::ast::{LineFilterOp, LineFilterValue};
+    pre.iter()
+        .filter_map(|s| match s {
+            Stage::LineFilter(f) if f.op == LineFilterOp::Contains => {
+                f.values.iter().map(|v| if let LineFilterValue::Str(s) = v { Some(s.clone()) } else { None }).collect::<Option<Vec<String>>>()
+            }
+            _ => None,
+        })
+        .collect()
 }

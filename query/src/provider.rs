@@ -28,6 +28,7 @@ pub struct LogTable {
     tenants: Vec<TenantId>,
     matchers: Vec<Matcher>,
     streams: StreamLabels,
+    needles: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for LogTable {
@@ -79,7 +80,13 @@ impl LogTable {
     /// A table over the streams of `tenants` that `matchers` select. Several tenants are
     /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
     pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default() }
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new() }
+    }
+
+    /// Literals every line read must contain (see [`ScanRequest::needles`]).
+    pub fn with_needles(mut self, needles: Vec<Vec<String>>) -> Self {
+        self.needles = needles;
+        self
     }
 
     /// Filled in by `scan`: the labels of every stream the plan reads.
@@ -148,7 +155,7 @@ impl TableProvider for LogTable {
         }
         let multi = self.tenants.len() > 1;
         let (tenants, matchers) = split_tenant_matchers(&self.tenants, &self.matchers);
-        let req = ScanRequest { matchers, start, end, projection: projection.cloned() };
+        let req = ScanRequest { matchers, start, end, projection: projection.cloned(), needles: self.needles.clone() };
         let mut all_parts: Vec<(ScanPart, u64)> = Vec::new();
         for tenant in &tenants {
             let scan = self.store.scan(tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;

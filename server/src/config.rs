@@ -187,5 +187,11 @@ mod tests {
         assert_eq!(r.limits.defaults().max_entries_limit_per_query, 10);
         let e = toml::from_str::<FileConfig>("[storage]\nwal_fsync = true\n").unwrap_err().to_string();
         assert!(e.contains("wal_fsync"), "{e}");
+        let e = toml::from_str::<FileConfig>("[compactor]\nretention_enable = true\n").unwrap_err().to_string();
+        assert!(e.contains("retention_enable"), "{e}");
+        let c: FileConfig = toml::from_str("[compactor]\ncompaction_interval = \"1m\"\ntarget_chunk_size = \"16MB\"\n").unwrap();
+        let r = ServerConfig::resolve(c, None, None).unwrap();
+        assert_eq!((r.compactor.compaction_interval, r.compactor.target_chunk_size), (Duration::from_secs(60), 16 << 20));
+        assert!(r.compactor.retention_enabled && r.store.delete_compiler.is_some());
     }
 }

@@ -312,7 +312,7 @@ impl Checker {
             .iter()
             .flat_map(|m| {
                 let (pq, idx) = chunk::chunk_paths(tdir, m);
-                [pq, idx]
+                [chunk::needle_path(&pq), pq, idx]
             })
             .collect();
 
@@ -429,9 +429,10 @@ impl Checker {
     fn quarantine_chunk(&self, tenant: &str, meta: &ChunkMeta, named: bool) -> Result<String> {
         let tdir = self.dir.join("tenants").join(tenant);
         let (pq, idx) = chunk::chunk_paths(&tdir, meta);
+        let ngr = chunk::needle_path(&pq);
         let qdir = self.dir.join(QUARANTINE).join(tenant).join(&meta.day);
         let mut moved = false;
-        for p in [&pq, &idx] {
+        for p in [&pq, &idx, &ngr] {
             if p.symlink_metadata().is_ok() {
                 move_into(p, &qdir)?;
                 moved = true;

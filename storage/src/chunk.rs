@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, BooleanArray, Int64Array};
@@ -32,6 +33,7 @@ use crate::head::{BatchBuilder, HeadStream};
 use crate::label_index::LabelIndex;
 use crate::labels::Labels;
 use crate::manifest::ChunkMeta;
+use crate::needle::{NeedleBuilder, NeedleIndex};
 use crate::schema::{log_schema, COL_LINE, IDX_TS};
 
 const INDEX_MAGIC: &[u8; 8] = b"SILTIDX1";
@@ -134,18 +136,44 @@ pub struct Chunk {
     /// Set when a manifest swap removed the chunk: its files go when the last reader
     /// drops it, so a query that started before the swap still reads it.
     retired: AtomicBool,
+    /// The needle index, read on first use (`None`: the chunk has none).
+    needles: OnceLock<Option<NeedleIndex>>,
 }
 
 impl Chunk {
+    fn new(meta: ChunkMeta, index: ChunkIndex, path: PathBuf, needles: Option<NeedleIndex>) -> Chunk {
+        let cell = OnceLock::new();
+        if needles.is_some() {
+            let _ = cell.set(needles);
+        }
+        Chunk { meta, index, path, retired: AtomicBool::new(false), needles: cell }
+    }
+
     pub(crate) fn retire(&self) {
         self.retired.store(true, std::sync::atomic::Ordering::Release);
     }
+
+    /// The chunk's needle index, if it has one (read from disk once).
+    pub fn needle_index(&self) -> Option<&NeedleIndex> {
+        self.needles.get_or_init(|| NeedleIndex::load(&needle_path(&self.path))).as_ref()
+    }
+}
+
+/// The needle index file of a chunk, beside its Parquet file.
+pub(crate) fn needle_path(parquet: &Path) -> PathBuf {
+    parquet.with_extension("ngr")
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
         if self.retired.load(std::sync::atomic::Ordering::Acquire) {
             let idx = self.path.with_extension("idx");
+            let ngr = needle_path(&self.path);
+            if let Err(e) = fs::remove_file(&ngr) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(file = %ngr.display(), error = %e, "cannot remove a retired needle index; the next start removes it");
+                }
+            }
             for p in [&self.path, &idx] {
                 if let Err(e) = fs::remove_file(p) {
                     tracing::warn!(file = %p.display(), error = %e, "cannot remove a retired chunk file; the next start removes it");
@@ -179,6 +207,11 @@ fn writer_properties() -> WriterProperties {
         ]))
         // Log lines are nearly all distinct: a dictionary would be built and thrown away.
         .set_column_dictionary_enabled(ColumnPath::from(COL_LINE), false)
+        // Pages of exactly one needle-index block, so a block the index rules out is a
+        // page the reader skips, in every column.
+        .set_data_page_row_count_limit(crate::needle::BLOCK_ROWS)
+        .set_write_batch_size(1024)
+        .set_data_page_size_limit(16 << 20)
         .build()
 }
 
@@ -213,6 +246,7 @@ pub(crate) struct ChunkWriter {
     idx_path: PathBuf,
     writer: ArrowWriter<Checksummed<File>>,
     index: ChunkIndex,
+    needles: NeedleBuilder,
 }
 
 /// A sink that checksums what goes through it (see [`DATA_CRC_KEY`]).
@@ -244,7 +278,7 @@ impl ChunkWriter {
         let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
         let file = Checksummed { inner: file, crc: crc32fast::Hasher::new(), len: 0 };
         let writer = ArrowWriter::try_new(file, log_schema(), Some(writer_properties()))?;
-        Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default() })
+        Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default(), needles: NeedleBuilder::default() })
     }
 
     pub fn rows(&self) -> u64 {
@@ -259,6 +293,9 @@ impl ChunkWriter {
         }
         let fps = batch.column(crate::schema::IDX_STREAM).as_primitive::<arrow::datatypes::UInt64Type>();
         let ts = batch.column(IDX_TS).as_primitive::<Int64Type>();
+        for line in batch.column(crate::schema::IDX_LINE).as_string::<i32>().iter() {
+            self.needles.add_line(line.unwrap_or("").as_bytes());
+        }
         let mut i = 0;
         while i < n {
             let fp = fps.value(i);
@@ -294,7 +331,8 @@ impl ChunkWriter {
 
     /// Closes and fsyncs both files; `None` (and no files) when no row was written.
     pub fn finish(self) -> Result<Option<Chunk>> {
-        let ChunkWriter { mut meta, pq_path, idx_path, mut writer, index } = self;
+        let ChunkWriter { mut meta, pq_path, idx_path, mut writer, index, needles } = self;
+        let needles = needles.finish();
         // Every row group out and through the writer's buffer: the checksum covers them all.
         writer.flush()?;
         writer.sync().map_err(io_err(pq_path.display()))?;
@@ -316,8 +354,9 @@ impl ChunkWriter {
         fs::write(&idx_path, &idx)
             .and_then(|()| File::open(&idx_path)?.sync_all())
             .map_err(io_err(idx_path.display()))?;
+        needles.store(&needle_path(&pq_path))?;
         crate::wal::sync_dir(pq_path.parent().expect("chunk path has a parent"))?;
-        Ok(Some(Chunk { meta, index, path: pq_path, retired: AtomicBool::new(false) }))
+        Ok(Some(Chunk::new(meta, index, pq_path, Some(needles))))
     }
 }
 
@@ -346,7 +385,7 @@ pub(crate) fn open_chunk(tenant_dir: &Path, meta: ChunkMeta) -> Result<Chunk> {
     let buf = fs::read(&idx_path).map_err(io_err(idx_path.display()))?;
     let index = ChunkIndex::decode(&buf)
         .ok_or_else(|| StoreError::Corrupt { path: idx_path.clone(), comment: "chunk index fails its checksum or does not parse".into() })?;
-    Ok(Chunk { meta, index, path: pq_path, retired: AtomicBool::new(false) })
+    Ok(Chunk::new(meta, index, pq_path, None))
 }
 
 impl Chunk {
@@ -360,15 +399,40 @@ impl Chunk {
 
     /// Reads the rows of streams `ordinals` (ascending) within `[start, end)`.
     pub fn scan(&self, ordinals: &[usize], start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
+        self.scan_blocks(ordinals, None, start, end, projection, batch_rows)
+    }
+
+    /// Row ranges of streams `ordinals`, in file order, cut to the needle-index blocks
+    /// marked in `blocks` (all rows when `None`).
+    pub fn row_ranges(&self, ordinals: &[usize], blocks: Option<&[bool]>) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for &i in ordinals {
+            let s = &self.index.streams[i];
+            let (a, b) = (s.row_start, s.row_start + s.rows);
+            let Some(blocks) = blocks else {
+                out.push((a, b));
+                continue;
+            };
+            let bs = crate::needle::BLOCK_ROWS as u64;
+            for blk in a / bs..b.div_ceil(bs) {
+                if blocks.get(blk as usize).copied().unwrap_or(true) {
+                    let (x, y) = (a.max(blk * bs), b.min((blk + 1) * bs));
+                    match out.last_mut() {
+                        Some(last) if last.1 == x => last.1 = y,
+                        _ => out.push((x, y)),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true.
+    pub fn scan_blocks(&self, ordinals: &[usize], blocks: Option<&[bool]>, start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional))?;
 
-        // Row ranges of the selected streams, in file order.
-        let ranges: Vec<(u64, u64)> = ordinals
-            .iter()
-            .map(|&i| &self.index.streams[i])
-            .map(|s| (s.row_start, s.row_start + s.rows))
-            .collect();
+        let ranges = self.row_ranges(ordinals, blocks);
         let needs_ts_filter = ordinals.iter().any(|&i| {
             let s = &self.index.streams[i];
             s.min_ts < start || s.max_ts >= end

@@ -45,6 +45,7 @@ pub mod limits;
 pub mod manifest;
 pub mod metrics;
 mod matcher;
+pub mod needle;
 mod push;
 pub mod retention;
 mod schema;

@@ -87,6 +87,17 @@ struct TenantState {
     newest: HashMap<u64, i64>,
 }
 
+/// A scan's needles as needle-index keys; `None` when none can prune (no needles, or
+/// every clause has an alternative too short to look up).
+fn needle_clauses(needles: &[Vec<String>]) -> Option<Vec<Vec<Vec<u64>>>> {
+    let clauses: Vec<Vec<Vec<u64>>> = needles
+        .iter()
+        .map(|alts| alts.iter().map(|l| crate::needle::literal_keys(l.as_bytes())).collect::<Vec<_>>())
+        .filter(|alts: &Vec<Vec<u64>>| !alts.is_empty() && alts.iter().all(|k| !k.is_empty()))
+        .collect();
+    (!clauses.is_empty()).then_some(clauses)
+}
+
 /// What a scan reads: which streams, which time range, which columns.
 #[derive(Debug, Clone)]
 pub struct ScanRequest {
@@ -97,6 +108,10 @@ pub struct ScanRequest {
     pub end: i64,
     /// Column indices into [`crate::log_schema`]; `None` for all.
     pub projection: Option<Vec<usize>>,
+    /// Literals every row's line must contain, as clauses of alternatives (`|= "a" or
+    /// "b"` is one clause). Only a hint: chunks skip blocks their needle index rules out;
+    /// the caller still filters the lines.
+    pub needles: Vec<Vec<String>>,
 }
 
 /// The result of resolving a [`ScanRequest`]: the matching streams' labels and independent
@@ -120,7 +135,8 @@ enum PartSource {
     /// Rows copied from the live head, holding the columns named (all when `None`).
     Batches(Vec<RecordBatch>, Option<Vec<usize>>),
     Frozen(Arc<Head>, RoaringBitmap),
-    Chunk(ChunkRef, Vec<usize>),
+    /// A chunk's streams, and the needle-index blocks that may match (all when `None`).
+    Chunk(ChunkRef, Vec<usize>, Option<Vec<bool>>),
 }
 
 impl ScanPart {
@@ -163,7 +179,7 @@ impl ScanPart {
             PartSource::Frozen(head, ids) => {
                 Box::new(head.scan(&ids, self.start, self.end, proj, self.batch_rows).into_iter().map(Ok))
             }
-            PartSource::Chunk(c, ordinals) => match c.scan(&ordinals, self.start, self.end, proj, self.batch_rows) {
+            PartSource::Chunk(c, ordinals, blocks) => match c.scan_blocks(&ordinals, blocks.as_deref(), self.start, self.end, proj, self.batch_rows) {
                 Ok(it) => Box::new(it),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             },
@@ -468,6 +484,7 @@ impl Store {
                 scan.parts.push(part(PartSource::Frozen(s.frozen[i - 1].clone(), hit)));
             }
         }
+        let needle_keys = needle_clauses(&req.needles);
         for c in &s.chunks {
             if c.meta.min_ts >= req.end || c.meta.max_ts < start {
                 continue;
@@ -478,6 +495,13 @@ impl Store {
                 let st = &c.index.streams[o];
                 live.stream_visible(st.fp, &st.labels, st.max_ts)
             });
+            let blocks = match (&needle_keys, c.needle_index()) {
+                (Some(keys), Some(ni)) => Some(ni.candidate_blocks(keys)),
+                _ => None,
+            };
+            if let Some(b) = &blocks {
+                ordinals.retain(|&o| !c.row_ranges(&[o], Some(b)).is_empty());
+            }
             if ordinals.is_empty() {
                 continue;
             }
@@ -485,7 +509,7 @@ impl Store {
                 let st = &c.index.streams[o];
                 scan.streams.entry(st.fp).or_insert_with(|| st.labels.clone());
             }
-            scan.parts.push(part(PartSource::Chunk(c.clone(), ordinals)));
+            scan.parts.push(part(PartSource::Chunk(c.clone(), ordinals, blocks)));
         }
         drop(s);
         let filter = live.into_filter(&scan.streams, req.end);
@@ -754,6 +778,7 @@ fn load_tenants(dir: &Path, cleanup: bool, compiler: Option<&deletes::DeleteComp
         for meta in manifest.chunks {
             let c = chunk::open_chunk(&tdir, meta)?;
             let (pq, idx) = chunk::chunk_paths(&tdir, &c.meta);
+            live.insert(chunk::needle_path(&pq));
             live.insert(pq);
             live.insert(idx);
             for s in &c.index.streams {

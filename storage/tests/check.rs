@@ -54,7 +54,7 @@ async fn three_chunks(dir: &Path) -> Vec<(String, i64, String)> {
 
 /// `(labels, ts, line)` of everything a tenant holds, sorted.
 fn read_all(store: &Store, tenant: &TenantId) -> Vec<(String, i64, String)> {
-    let scan = store.scan(tenant, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None }).unwrap();
+    let scan = store.scan(tenant, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![] }).unwrap();
     let mut out = Vec::new();
     for part in scan.parts {
         for b in part.execute() {

@@ -62,7 +62,7 @@ async fn fill(store: &Store, env: &str, n: i64, step: i64, end: i64, per_flush: 
 
 /// `(labels, ts, line)` of everything visible, sorted.
 fn read_all(store: &Store) -> Vec<(String, i64, String)> {
-    let scan = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None }).unwrap();
+    let scan = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![] }).unwrap();
     collect(&scan.streams, scan.parts)
 }
 
@@ -112,7 +112,7 @@ async fn compaction_merges_small_chunks_and_keeps_every_entry() {
     assert!(chunks_before >= 20, "{chunks_before}");
 
     // A query that resolved its parts before the compaction still reads them afterwards.
-    let early = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None }).unwrap();
+    let early = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![] }).unwrap();
     let report = store.maintain(MaintainOptions::default()).await.unwrap();
     assert_eq!(report.len(), 1);
     let r = &report[0];

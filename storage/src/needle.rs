@@ -1,0 +1,274 @@
+//! The needle index: per chunk and per block of [`BLOCK_ROWS`] rows, a Bloom filter of
+//! sampled substrings of the lines, so that `|= "literal"` skips the blocks (Parquet pages)
+//! that cannot contain the literal. Beyond Loki, which reads every line.
+//!
+//! What goes in, and why it is exact for substring search: lines are cut into *runs* of
+//! word bytes (ASCII letters, digits, `_`, and any non-ASCII byte). In each run, every
+//! window of [`WINDOW`] consecutive 8-byte n-grams contributes its *minimizer*, the n-gram
+//! with the smallest hash. A window's minimizer depends only on the window's bytes. So if
+//! a line contains the literal, every window that lies inside one run of the literal lies
+//! inside a run of the line too (a run of the literal is part of a run of the line) and
+//! its minimizer was indexed. A block whose filter lacks any of them cannot match. Literals
+//! without such a window (runs shorter than [`MIN_RUN`] bytes) do not prune.
+//!
+//! Sampling keeps it small: template words repeat and are stored once per block; unique
+//! tokens (ids, hashes) cost a few filter entries each, at 10 bits per entry.
+//!
+//! File: `<id>.ngr` beside the chunk: magic, block size, then per block the filter's words;
+//! a CRC-32 at the end. Chunks without one (older, or damaged) are simply not pruned.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::path::Path;
+
+use crate::codec::{put_uvarint, Reader};
+use crate::error::{io_err, Result};
+
+const MAGIC: &[u8; 8] = b"SILTNGR1";
+/// Rows per filter block; chunk pages hold the same number of rows, so a skipped block
+/// is a skipped page in every column.
+pub const BLOCK_ROWS: usize = 4096;
+const NGRAM: usize = 8;
+/// N-grams per window.
+const WINDOW: usize = 8;
+/// The shortest run that has a full window: shorter literal runs cannot prune.
+pub const MIN_RUN: usize = NGRAM + WINDOW - 1;
+const BITS_PER_ENTRY: usize = 10;
+const PROBES: u64 = 6;
+
+#[inline]
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    // splitmix64's finalizer: every input bit moves every output bit.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Calls `f` with the minimizer hash of every window of every run of `text`.
+fn minimizers(text: &[u8], hashes: &mut Vec<u64>, mut f: impl FnMut(u64)) {
+    let mut i = 0;
+    while i < text.len() {
+        if !is_word(text[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && is_word(text[i]) {
+            i += 1;
+        }
+        let run = &text[start..i];
+        if run.len() < MIN_RUN {
+            continue;
+        }
+        hashes.clear();
+        hashes.extend(run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().expect("8 bytes")))));
+        let mut last = None;
+        for w in hashes.windows(WINDOW) {
+            let m = *w.iter().min().expect("a window is not empty");
+            if last != Some(m) {
+                f(m);
+                last = Some(m);
+            }
+        }
+    }
+}
+
+/// The filter entries a literal needs; empty when the literal cannot prune.
+pub fn literal_keys(literal: &[u8]) -> Vec<u64> {
+    let mut out = Vec::new();
+    minimizers(literal, &mut Vec::new(), |h| out.push(h));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[derive(Debug, Clone)]
+struct Bloom {
+    words: Vec<u64>,
+}
+
+impl Bloom {
+    fn build(keys: &HashSet<u64>) -> Bloom {
+        let bits = (keys.len() * BITS_PER_ENTRY).max(64).next_multiple_of(64);
+        let mut words = vec![0u64; bits / 64];
+        for &k in keys {
+            for bit in probes(k, bits as u64) {
+                words[(bit / 64) as usize] |= 1 << (bit % 64);
+            }
+        }
+        Bloom { words }
+    }
+
+    fn contains(&self, k: u64) -> bool {
+        let bits = self.words.len() as u64 * 64;
+        bits > 0 && probes(k, bits).all(|bit| self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
+    }
+}
+
+fn probes(k: u64, bits: u64) -> impl Iterator<Item = u64> {
+    let h1 = k;
+    let h2 = mix(k ^ 0x9e37_79b9_7f4a_7c15) | 1;
+    (0..PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % bits)
+}
+
+/// Builds a chunk's filters as its rows are written.
+#[derive(Default)]
+pub(crate) struct NeedleBuilder {
+    blocks: Vec<Bloom>,
+    current: HashSet<u64>,
+    rows_in_block: usize,
+    scratch: Vec<u64>,
+}
+
+impl NeedleBuilder {
+    pub fn add_line(&mut self, line: &[u8]) {
+        let cur = &mut self.current;
+        minimizers(line, &mut self.scratch, |h| {
+            cur.insert(h);
+        });
+        self.rows_in_block += 1;
+        if self.rows_in_block == BLOCK_ROWS {
+            self.blocks.push(Bloom::build(&self.current));
+            self.current.clear();
+            self.rows_in_block = 0;
+        }
+    }
+
+    pub fn finish(mut self) -> NeedleIndex {
+        if self.rows_in_block > 0 {
+            self.blocks.push(Bloom::build(&self.current));
+        }
+        NeedleIndex { blocks: self.blocks }
+    }
+}
+
+/// A chunk's filters, one per block of rows.
+#[derive(Debug, Clone)]
+pub struct NeedleIndex {
+    blocks: Vec<Bloom>,
+}
+
+impl NeedleIndex {
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Bytes of filter data.
+    pub fn size(&self) -> usize {
+        self.blocks.iter().map(|b| b.words.len() * 8).sum()
+    }
+
+    /// Which blocks may hold a row whose line satisfies every clause, a clause being
+    /// alternatives (`|= "a" or "b"`) given as their [`literal_keys`].
+    pub fn candidate_blocks(&self, clauses: &[Vec<Vec<u64>>]) -> Vec<bool> {
+        self.blocks
+            .iter()
+            .map(|b| clauses.iter().all(|alts| alts.iter().any(|keys| keys.iter().all(|&k| b.contains(k)))))
+            .collect()
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        put_uvarint(&mut out, BLOCK_ROWS as u64);
+        put_uvarint(&mut out, self.blocks.len() as u64);
+        for b in &self.blocks {
+            put_uvarint(&mut out, b.words.len() as u64);
+            for w in &b.words {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(buf: &[u8]) -> Option<NeedleIndex> {
+        let (body, crc) = buf.split_at_checked(buf.len().checked_sub(4)?)?;
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || !body.starts_with(MAGIC) {
+            return None;
+        }
+        let mut r = Reader::new(&body[MAGIC.len()..]);
+        if r.uvarint()? != BLOCK_ROWS as u64 {
+            return None;
+        }
+        let n = r.uvarint()?;
+        let mut blocks = Vec::with_capacity(n.min(1 << 20) as usize);
+        for _ in 0..n {
+            let words = r.uvarint()? as usize;
+            let bytes = r.bytes(words.checked_mul(8)?)?;
+            blocks.push(Bloom { words: bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect() });
+        }
+        r.is_empty().then_some(NeedleIndex { blocks })
+    }
+
+    /// Writes the file and fsyncs it.
+    pub(crate) fn store(&self, path: &Path) -> Result<()> {
+        fs::write(path, self.encode()).and_then(|()| File::open(path)?.sync_all()).map_err(io_err(path.display()))
+    }
+
+    /// Reads a chunk's filters; `None` when the file is missing or damaged (the chunk is
+    /// then read without pruning).
+    pub(crate) fn load(path: &Path) -> Option<NeedleIndex> {
+        let buf = fs::read(path).ok()?;
+        let idx = NeedleIndex::decode(&buf);
+        if idx.is_none() {
+            tracing::warn!(file = %path.display(), "ignoring a damaged needle index; the chunk is read without it");
+        }
+        idx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(lines: &[String]) -> NeedleIndex {
+        let mut b = NeedleBuilder::default();
+        for l in lines {
+            b.add_line(l.as_bytes());
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn substrings_of_indexed_runs_are_always_found() {
+        let lines: Vec<String> = (0..3 * BLOCK_ROWS).map(|i| format!(r#"{{"request_id":"{:032x}","msg":"done {i}"}}"#, (i as u128).wrapping_mul(0x9e3779b97f4a7c15f39cc0605cedc835))).collect();
+        let idx = index(&lines);
+        assert_eq!(idx.blocks(), 3);
+        for (i, l) in lines.iter().enumerate().step_by(997) {
+            let id = &l[15..47];
+            // The whole id, a part of it, and a literal spanning its quotes all find the block.
+            for lit in [id, &id[3..29], &l[12..50]] {
+                let keys = literal_keys(lit.as_bytes());
+                assert!(!keys.is_empty(), "{lit}");
+                let blocks = idx.candidate_blocks(&[vec![keys]]);
+                assert!(blocks[i / BLOCK_ROWS], "{lit} must be found in block {}", i / BLOCK_ROWS);
+            }
+        }
+        // A literal found nowhere is ruled out almost everywhere.
+        let absent = literal_keys(b"0123456789abcdef0123456789abcdef");
+        let hits: usize = (0..50).map(|k| idx.candidate_blocks(&[vec![literal_keys(format!("{k:032x}zz").as_bytes())]]).iter().filter(|b| **b).count()).sum();
+        assert!(hits <= 5, "{hits} false positives in 150 block checks");
+        assert!(idx.candidate_blocks(&[vec![absent]]).iter().all(|b| !b));
+        // Short literals and alternatives with a short literal cannot prune.
+        assert!(literal_keys(b"done").is_empty());
+        assert!(idx.candidate_blocks(&[vec![literal_keys(b"ffffffffffffffffffff"), vec![]]]).iter().all(|b| *b));
+    }
+
+    #[test]
+    fn file_round_trip_and_damage() {
+        let idx = index(&["x".repeat(40)]);
+        let bytes = idx.encode();
+        let back = NeedleIndex::decode(&bytes).unwrap();
+        assert_eq!(back.size(), idx.size());
+        let mut bad = bytes.clone();
+        bad[10] ^= 1;
+        assert!(NeedleIndex::decode(&bad).is_none());
+        assert!(NeedleIndex::decode(&[]).is_none());
+    }
+}

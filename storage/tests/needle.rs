@@ -1,0 +1,63 @@
+//! The needle index at work: `|=` literals skip the blocks that cannot hold them, before
+//! and after a compaction, and never hide a matching line.
+
+use arrow::array::AsArray;
+use silt_storage::{IngestLimits, Labels, MaintainOptions, PushEntry, PushRequest, PushStream, ScanRequest, Store, StoreConfig, TenantId, IDX_LINE};
+
+fn id(i: usize) -> String {
+    format!("{:032x}", (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+}
+
+/// Lines read by a scan with `needles`, and how many of them contain `want`.
+fn read(store: &Store, t: &TenantId, needles: Vec<Vec<String>>, want: &str) -> (usize, usize) {
+    let scan = store.scan(t, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: Some(vec![IDX_LINE]), needles }).unwrap();
+    let (mut rows, mut hits) = (0, 0);
+    for p in scan.parts {
+        for b in p.execute() {
+            let b = b.unwrap();
+            rows += b.num_rows();
+            hits += b.column(0).as_string::<i32>().iter().filter(|l| l.unwrap().contains(want)).count();
+        }
+    }
+    (rows, hits)
+}
+
+#[tokio::test]
+async fn needles_skip_blocks_and_never_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t: TenantId = "acme".parse().unwrap();
+    let t0 = 1_768_518_000_000_000_000i64;
+    let n = 40_000;
+    // Two streams, several flushes (so several chunks), one id per line.
+    for part in 0..4 {
+        let streams = ["api", "web"]
+            .iter()
+            .map(|app| PushStream {
+                labels: Labels::from_pairs([("app", *app)]).unwrap(),
+                entries: (part * n / 4..(part + 1) * n / 4)
+                    .filter(|i| (i % 2 == 0) == (*app == "api"))
+                    .map(|i| PushEntry { ts: t0 + i as i64 * 1_000_000, line: format!(r#"{{"msg":"done","request_id":"{}","n":{i}}}"#, id(i)), metadata: vec![] })
+                    .collect(),
+            })
+            .collect();
+        store.push(&t, PushRequest { streams }, &IngestLimits::unlimited()).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    for round in ["flushed", "compacted"] {
+        for i in [0, 1, 4095, 4096, 17_001, n - 1] {
+            let needle = id(i);
+            let (rows, hits) = read(&store, &t, vec![vec![needle.clone()]], &needle);
+            assert_eq!(hits, 1, "{round}: line {i} is found");
+            assert!(rows <= 2 * 4096, "{round}: {rows} rows read for one needle");
+            // A part of the id, and alternatives, find it too.
+            assert_eq!(read(&store, &t, vec![vec![needle[5..25].to_string()]], &needle).1, 1);
+            assert_eq!(read(&store, &t, vec![vec!["nothing-like-this-anywhere".into(), needle.clone()]], &needle).1, 1);
+        }
+        // Absent: (almost) nothing is read. Too short to look up: everything is.
+        assert!(read(&store, &t, vec![vec!["ffffffffffffffffffffffffffff0000".into()]], "").0 <= 4096);
+        assert_eq!(read(&store, &t, vec![vec!["done".into()]], "done"), (n, n));
+        store.maintain(MaintainOptions::default()).await.unwrap();
+        assert_eq!(store.stats(&t).chunks, 1, "one day, merged");
+    }
+}
