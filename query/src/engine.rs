@@ -3,7 +3,7 @@
 //! the scan is [`LogTable`], line filters one UDF, and DataFusion's sort with a fetch
 //! keeps only `limit` rows in memory however many lines match.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -392,8 +392,54 @@ impl Engine {
         let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone());
         let from = steps.start - range.offset - range.range;
         let to = steps.at(steps.n - 1) - range.offset + 1;
-        self.for_each_entry(tenants, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
+        let only_line_filters = range.log.pipeline.iter().all(|s| matches!(s, Stage::LineFilter(_)));
+        if only_line_filters && acc.keyed_by_labels_only() {
+            self.range_agg_plain(tenants, &range.log, from, to, &mut acc).await?;
+        } else {
+            self.for_each_entry(tenants, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
+        }
         Ok(crate::metric::Value::Vector(acc.finish()?))
+    }
+
+    /// [`Self::range_agg`] for a selector with line filters only and no unwrap: an
+    /// entry's labels are its stream's and its structured metadata, so its series is
+    /// worked out once per distinct (stream, metadata) and each row costs a lookup. Reads
+    /// `stream`, `ts`, `metadata`, and `line` only to filter or to measure it.
+    async fn range_agg_plain(&self, tenants: &[TenantId], log: &crate::ast::LogExpr, from: i64, to: i64, acc: &mut crate::metric::RangeAccumulator<'_>) -> Result<(), QueryError> {
+        use futures::StreamExt;
+        if from >= to {
+            return Ok(());
+        }
+        let (df, streams, _) = self.scan_plan(tenants, log, from, to)?;
+        let with_len = acc.needs_line_len();
+        let mut cols = vec![col(COL_STREAM), col(COL_TS), col(COL_METADATA)];
+        if with_len {
+            cols.push(col(COL_LINE));
+        }
+        let mut stream = df.select(cols)?.execute_stream().await?;
+        // Series key per stream and metadata bytes.
+        let mut keys: HashMap<u64, HashMap<Vec<u8>, Labels>> = HashMap::new();
+        while let Some(b) = stream.next().await {
+            let b = b?;
+            let fps = b.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
+            let ts = b.column(1).as_primitive::<Int64Type>();
+            let meta = b.column(2).as_binary::<i32>();
+            let lines = with_len.then(|| b.column(3).as_string::<i32>());
+            for i in 0..b.num_rows() {
+                let fp = fps.value(i);
+                let m: &[u8] = if meta.is_valid(i) { meta.value(i) } else { &[] };
+                let per_stream = keys.entry(fp).or_default();
+                if !per_stream.contains_key(m) {
+                    let labels = streams.lock().unwrap().get(&fp).cloned().unwrap_or_default();
+                    let entry = crate::pipeline::EntryLabels::new(labels.iter(), decode_metadata(m));
+                    per_stream.insert(m.to_vec(), acc.series_key(entry.into_pairs())?);
+                }
+                let key = &per_stream[m];
+                let len = lines.map_or(0, |l| l.value(i).len());
+                acc.add_keyed(ts.value(i), acc.plain_value(len), key);
+            }
+        }
+        Ok(())
     }
 }
 

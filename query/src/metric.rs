@@ -271,10 +271,41 @@ impl<'a> RangeAccumulator<'a> {
         } else if matches!(self.spec.op, RangeOp::BytesOverTime | RangeOp::BytesRate) {
             value = line_len as f64;
         }
+        let key = self.series_key(labels)?;
+        self.add_keyed(ts, value, &key);
+        Ok(())
+    }
+
+    /// Whether samples need nothing but their labels: no unwrap, no pipeline errors
+    /// possible (the caller knows the pipeline is empty). Then [`Self::series_key`] of an
+    /// entry's labels can be computed once per distinct label set, and
+    /// [`Self::add_keyed`] called per entry.
+    pub fn keyed_by_labels_only(&self) -> bool {
+        self.spec.range.unwrap.is_none()
+    }
+
+    /// The value an entry contributes without unwrap: 1, or its line length for the
+    /// `bytes_*` functions.
+    pub fn plain_value(&self, line_len: usize) -> f64 {
+        if matches!(self.spec.op, RangeOp::BytesOverTime | RangeOp::BytesRate) {
+            line_len as f64
+        } else {
+            1.0
+        }
+    }
+
+    /// Whether the value needs the line (its length).
+    pub fn needs_line_len(&self) -> bool {
+        matches!(self.spec.op, RangeOp::BytesOverTime | RangeOp::BytesRate)
+    }
+
+    /// The series an entry with `labels` (after the pipeline) is counted in.
+    pub fn series_key(&self, labels: Vec<(String, String)>) -> Result<Labels, QueryError> {
+        let r = self.spec.range;
         let has_error = labels.iter().any(|l| l.0 == crate::pipeline::ERROR_LABEL);
         // Without needed labels Loki does not parse at all, so there is no error to carry
         // (the engine only clears `labels_needed` when there is no unwrap).
-        let key = if self.spec.op == RangeOp::AbsentOverTime || !self.spec.labels_needed {
+        Ok(if self.spec.op == RangeOp::AbsentOverTime || !self.spec.labels_needed {
             Labels::default()
         } else if has_error {
             Labels::from_pairs(labels).map_err(|e| QueryError::Internal(e.to_string()))?
@@ -296,9 +327,21 @@ impl<'a> RangeAccumulator<'a> {
                 Some(g) => group_key(&series, g),
                 None => series,
             }
-        };
+        })
+    }
+
+    /// Adds one sample to series `key` (cloned only the first time it is seen).
+    pub fn add_keyed(&mut self, ts: i64, value: f64, key: &Labels) {
+        let r = self.spec.range;
+        let covering = self.steps.covering(ts, r.range, r.offset);
+        if covering.is_empty() {
+            return;
+        }
         let keep_values = matches!(self.spec.op, RangeOp::QuantileOverTime | RangeOp::RateCounter);
-        let windows = self.series.entry(key).or_default();
+        let windows = match self.series.get_mut(key) {
+            Some(w) => w,
+            None => self.series.entry(key.clone()).or_default(),
+        };
         if keep_values {
             windows.samples.push((ts, value));
         }
@@ -306,7 +349,6 @@ impl<'a> RangeAccumulator<'a> {
             windows.slot(k).add(ts, value);
             self.any[k] = true;
         }
-        Ok(())
     }
 
     pub fn finish(self) -> Result<SeriesSet, QueryError> {
