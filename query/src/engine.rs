@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int64Type, UInt64Type};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool, UnboundedMemoryPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{col, lit, SessionConfig, SessionContext};
 use silt_storage::codec::decode_metadata;
@@ -65,21 +67,52 @@ pub struct StreamResult {
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
+    /// Most bytes one query may hold (DataFusion's sorts and aggregations, and the metric
+    /// engine's series); 0: no limit.
+    memory_limit: usize,
+    /// The pool of the query being run; every session of one query shares it.
+    pool: Option<Arc<dyn MemoryPool>>,
 }
+
+/// The default per-query memory limit.
+pub const DEFAULT_QUERY_MEMORY: usize = 1 << 30;
 
 impl Engine {
     pub fn new(store: Store) -> Self {
-        Engine { store }
+        Engine { store, memory_limit: DEFAULT_QUERY_MEMORY, pool: None }
+    }
+
+    /// Sets the per-query memory limit (0: none). A query that needs more fails with
+    /// [`QueryError::MemoryLimit`]; the process never runs out of memory for one query.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// This engine with a fresh memory pool: call once per query.
+    fn for_query(&self) -> Engine {
+        let pool: Arc<dyn MemoryPool> = if self.memory_limit == 0 { Arc::new(UnboundedMemoryPool::default()) } else { Arc::new(GreedyMemoryPool::new(self.memory_limit)) };
+        Engine { store: self.store.clone(), memory_limit: self.memory_limit, pool: Some(pool) }
+    }
+
+    fn pool(&self) -> Arc<dyn MemoryPool> {
+        self.pool.clone().unwrap_or_else(|| self.for_query().pool.expect("for_query sets a pool"))
+    }
+
+    /// A reservation in the query's pool, for memory the engine holds itself.
+    pub(crate) fn reservation(&self, name: &str) -> crate::metric::Budget {
+        crate::metric::Budget::new(MemoryConsumer::new(name).register(&self.pool()), self.memory_limit)
+    }
+
     fn session(&self) -> SessionContext {
         // Two cores: more partitions than that only adds repartitioning work.
         let cfg = SessionConfig::new().with_target_partitions(2).with_batch_size(self.store.config().batch_rows);
-        SessionContext::new_with_config(cfg)
+        let runtime = RuntimeEnvBuilder::new().with_memory_pool(self.pool()).build_arc().expect("a runtime with a memory pool builds");
+        SessionContext::new_with_config_rt(cfg, runtime)
     }
 
     /// The start of every plan: the table for the selector, the time range, and the line
@@ -108,6 +141,10 @@ impl Engine {
     }
 
     pub async fn log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
+        self.for_query().run_log_query(tenants, q).await
+    }
+
+    async fn run_log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
@@ -295,6 +332,10 @@ impl Engine {
 
     /// Evaluates a metric query at `start, start+step, ... <= end` (`step == 0`: instant).
     pub async fn metric_query(&self, tenants: &[TenantId], expr: &crate::ast::MetricExpr, start: i64, end: i64, step: i64) -> Result<MetricResult, QueryError> {
+        self.for_query().run_metric_query(tenants, expr, start, end, step).await
+    }
+
+    async fn run_metric_query(&self, tenants: &[TenantId], expr: &crate::ast::MetricExpr, start: i64, end: i64, step: i64) -> Result<MetricResult, QueryError> {
         let steps = crate::metric::Steps::new(start, end, step);
         let instant = step == 0;
         let value = self.eval(tenants, expr, &steps, true).await?;
@@ -389,7 +430,7 @@ impl Engine {
     /// windows they fall in.
     async fn range_agg(&self, tenants: &[TenantId], steps: &crate::metric::Steps, spec: crate::metric::RangeSpec<'_>) -> Result<crate::metric::Value, QueryError> {
         let range = spec.range;
-        let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone());
+        let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone()).with_budget(self.reservation("range aggregation"));
         let from = steps.start - range.offset - range.range;
         let to = steps.at(steps.n - 1) - range.offset + 1;
         let only_line_filters = range.log.pipeline.iter().all(|s| matches!(s, Stage::LineFilter(_)));
@@ -436,7 +477,7 @@ impl Engine {
                 }
                 let key = &per_stream[m];
                 let len = lines.map_or(0, |l| l.value(i).len());
-                acc.add_keyed(ts.value(i), acc.plain_value(len), key);
+                acc.add_keyed(ts.value(i), acc.plain_value(len), key)?;
             }
         }
         Ok(())

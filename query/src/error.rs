@@ -35,9 +35,19 @@ pub enum QueryError {
     BadRequest(String),
     #[error("{0}")]
     Internal(String),
+    /// The query needs more memory than one query may use.
+    #[error("{0}")]
+    MemoryLimit(String),
 }
 
 impl QueryError {
+    pub fn memory_limit(limit: usize) -> QueryError {
+        QueryError::MemoryLimit(format!(
+            "the query needs more than its memory limit of {} MiB ([query] max_memory): narrow its time range or selector",
+            limit >> 20
+        ))
+    }
+
     pub fn is_client_error(&self) -> bool {
         !matches!(self, QueryError::Internal(_))
     }
@@ -55,7 +65,17 @@ impl From<silt_storage::StoreError> for QueryError {
 
 impl From<datafusion::error::DataFusionError> for QueryError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        QueryError::Internal(e.to_string())
+        match e.find_root() {
+            datafusion::error::DataFusionError::ResourcesExhausted(m) => {
+                QueryError::MemoryLimit(format!("the query needs more than its memory limit ([query] max_memory): narrow its time range or selector ({m})"))
+            }
+            // A pipeline error raised inside a UDF comes back wrapped; keep its kind.
+            datafusion::error::DataFusionError::External(inner) => match inner.downcast_ref::<QueryError>() {
+                Some(QueryError::MemoryLimit(m)) => QueryError::MemoryLimit(m.clone()),
+                _ => QueryError::Internal(e.to_string()),
+            },
+            _ => QueryError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -16,6 +16,6 @@ mod parser;
 pub mod provider;
 mod udf;
 
-pub use engine::{Direction, Engine, EntryResult, LogQuery, MetricResult, StreamResult, StreamVolume};
+pub use engine::{Direction, Engine, EntryResult, LogQuery, MetricResult, StreamResult, StreamVolume, DEFAULT_QUERY_MEMORY};
 pub use error::{ParseError, QueryError};
 pub use parser::{parse, parse_selector, MAX_NESTING, MAX_QUERY_BYTES};

@@ -231,12 +231,42 @@ pub(crate) struct RangeAccumulator<'a> {
     steps: Steps,
     series: BTreeMap<Labels, SeriesWindows>,
     any: Vec<bool>,
+    budget: Option<Budget>,
+}
+
+/// Memory the metric engine holds for one query, counted against the query's pool
+/// (reserved in 1 MiB steps, so the pool is not touched per sample).
+pub(crate) struct Budget {
+    reservation: datafusion::execution::memory_pool::MemoryReservation,
+    used: usize,
+    limit: usize,
+}
+
+impl Budget {
+    pub fn new(reservation: datafusion::execution::memory_pool::MemoryReservation, limit: usize) -> Budget {
+        Budget { reservation, used: 0, limit }
+    }
+
+    pub fn grow(&mut self, bytes: usize) -> Result<(), QueryError> {
+        self.used += bytes;
+        if self.used > self.reservation.size() {
+            let want = (self.used - self.reservation.size()).max(1 << 20);
+            self.reservation.try_grow(want).map_err(|_| QueryError::memory_limit(self.limit))?;
+        }
+        Ok(())
+    }
 }
 
 impl<'a> RangeAccumulator<'a> {
     pub fn new(spec: RangeSpec<'a>, steps: Steps) -> Self {
         let n = steps.n;
-        RangeAccumulator { spec, steps, series: BTreeMap::new(), any: vec![false; n] }
+        RangeAccumulator { spec, steps, series: BTreeMap::new(), any: vec![false; n], budget: None }
+    }
+
+    /// Counts the series and samples held against `budget`.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Adds one entry (after the pipeline): its timestamp, line length and labels.
@@ -272,8 +302,7 @@ impl<'a> RangeAccumulator<'a> {
             value = line_len as f64;
         }
         let key = self.series_key(labels)?;
-        self.add_keyed(ts, value, &key);
-        Ok(())
+        self.add_keyed(ts, value, &key)
     }
 
     /// Whether samples need nothing but their labels: no unwrap, no pipeline errors
@@ -331,17 +360,16 @@ impl<'a> RangeAccumulator<'a> {
     }
 
     /// Adds one sample to series `key` (cloned only the first time it is seen).
-    pub fn add_keyed(&mut self, ts: i64, value: f64, key: &Labels) {
+    pub fn add_keyed(&mut self, ts: i64, value: f64, key: &Labels) -> Result<(), QueryError> {
         let r = self.spec.range;
         let covering = self.steps.covering(ts, r.range, r.offset);
         if covering.is_empty() {
-            return;
+            return Ok(());
         }
         let keep_values = matches!(self.spec.op, RangeOp::QuantileOverTime | RangeOp::RateCounter);
-        let windows = match self.series.get_mut(key) {
-            Some(w) => w,
-            None => self.series.entry(key.clone()).or_default(),
-        };
+        let new_series = !self.series.contains_key(key);
+        let windows = if new_series { self.series.entry(key.clone()).or_default() } else { self.series.get_mut(key).expect("present") };
+        let slots_before = windows.accs.len();
         if keep_values {
             windows.samples.push((ts, value));
         }
@@ -349,6 +377,16 @@ impl<'a> RangeAccumulator<'a> {
             windows.slot(k).add(ts, value);
             self.any[k] = true;
         }
+        if let Some(b) = &mut self.budget {
+            // A new series (its labels and map entry), new step slots, a kept sample.
+            let bytes = if new_series { 128 + key.iter().map(|(n, v)| n.len() + v.len() + 48).sum::<usize>() } else { 0 }
+                + windows.accs.len().saturating_sub(slots_before) * std::mem::size_of::<Acc>()
+                + if keep_values { 16 } else { 0 };
+            if bytes > 0 {
+                b.grow(bytes)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn finish(self) -> Result<SeriesSet, QueryError> {

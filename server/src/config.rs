@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub compactor: CompactorSection,
+    #[serde(default)]
+    pub query: QuerySection,
     /// Limits for every tenant (see [`crate::limits::LimitsSection`] for the keys).
     #[serde(default)]
     pub limits: toml::Table,
@@ -83,6 +85,22 @@ impl Default for StorageSection {
             flush_max_age: d.flush_max_age,
             out_of_order_window: d.out_of_order_window,
         }
+    }
+}
+
+/// `[query]`: the query engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// Most memory one query may hold (sorts, aggregations, series); a query that needs
+    /// more fails with a 400 naming this limit. 0: no limit.
+    #[serde(deserialize_with = "de_size")]
+    pub max_memory: u64,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        QuerySection { max_memory: silt_query::DEFAULT_QUERY_MEMORY as u64 }
     }
 }
 
@@ -152,6 +170,7 @@ pub struct ServerConfig {
     pub limits: TenantLimits,
     pub auth: Arc<Auth>,
     pub compactor: CompactorSection,
+    pub query: QuerySection,
 }
 
 impl ServerConfig {
@@ -166,7 +185,7 @@ impl ServerConfig {
         store.delete_compiler = Some(silt_query::delete::delete_compiler());
         let limits = TenantLimits::from_tables(&file.limits, &file.overrides)?;
         let auth = Arc::new(Auth::new(file.auth_enabled, file.multi_tenant_queries_enabled, &file.auth)?);
-        Ok(ServerConfig { listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()), store, limits, auth, compactor: file.compactor })
+        Ok(ServerConfig { listen: listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()), store, limits, auth, compactor: file.compactor, query: file.query })
     }
 }
 

@@ -156,7 +156,7 @@ impl Server {
         store.set_retention(retention)?;
         let state = AppState {
             store: store.clone(),
-            engine: Engine::new(store.clone()),
+            engine: Engine::new(store.clone()).with_memory_limit(usize::try_from(cfg.query.max_memory).unwrap_or(usize::MAX)),
             limits: Arc::new(cfg.limits.clone()),
             auth: cfg.auth.clone(),
             metrics: Arc::default(),

@@ -78,7 +78,9 @@ async fn drilldown_endpoints() {
 
     let (_, body) = get_with(&s.base, "/loki/api/v1/index/volume_range", now, &[("query", r#"{app=~".+"}"#), ("step", "10s")]).await;
     assert_eq!(body["data"]["resultType"], "matrix", "{body}");
-    assert_eq!(body["data"]["result"][0]["metric"], json!({"app": "web"}));
+    // Which series comes first depends on where "now" cuts the 10s buckets; both are there.
+    let apps: Vec<&Value> = body["data"]["result"].as_array().unwrap().iter().map(|r| &r["metric"]["app"]).collect();
+    assert!(apps.contains(&&json!("web")) && apps.contains(&&json!("api")), "{body}");
     s.server.shutdown().await.unwrap();
 }
 

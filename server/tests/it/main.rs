@@ -6,6 +6,7 @@ mod auth;
 mod drilldown;
 mod ingest;
 mod maintenance;
+mod memory;
 mod otlp;
 mod python_client;
 mod tail;
