@@ -313,6 +313,11 @@ impl Store {
             return Ok(outcome);
         }
 
+        // Backpressure: the heads never outgrow the configured size while a flush is
+        // behind. The push that finds them full flushes (or waits for the flush under way).
+        if self.live_head_bytes() >= cfg.flush_max_bytes {
+            self.flush().await?;
+        }
         let mut payload = Vec::with_capacity(64 + req.streams.iter().map(|s| s.entries.iter().map(|e| e.line.len() + 16).sum::<usize>()).sum::<usize>());
         encode_push(tenant, &req, &mut payload);
         let _gate = self.inner.gate.read().await;
@@ -338,6 +343,11 @@ impl Store {
     /// Streams of `tenant` that received data in the last 30 minutes.
     pub fn active_streams(&self, tenant: &TenantId) -> usize {
         self.tenant(tenant).map_or(0, |t| t.activity.lock().unwrap().active())
+    }
+
+    /// Bytes in the live heads (not counting heads being flushed).
+    fn live_head_bytes(&self) -> usize {
+        self.inner.tenants.read().unwrap().values().map(|t| t.state.read().unwrap().head.bytes).sum()
     }
 
     /// Whether the heads are due for a flush (size or age threshold).

@@ -252,3 +252,23 @@ async fn second_writer_is_refused_but_readers_see_everything() {
     assert!(ro.push(&tenant("acme"), req(&[("a", "b")], &[(1, "x")]), &IngestLimits::unlimited()).await.is_err());
     assert!(Store::open_read_only(StoreConfig::new(dir.path().join("nope"))).is_err());
 }
+
+#[tokio::test]
+async fn full_heads_push_back_instead_of_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.flush_max_bytes = 64 << 10;
+    let store = Store::open(cfg).unwrap();
+    let t = tenant("acme");
+    let line = "x".repeat(1000);
+    // 2 MB pushed with no flush called: the pushes flush the heads themselves.
+    for i in 0..100i64 {
+        let entries: Vec<(i64, &str)> = (0..20).map(|k| (T0 + i * 100 + k, line.as_str())).collect();
+        store.push(&t, req(&[("app", "big")], &entries), &IngestLimits::unlimited()).await.unwrap();
+        let st = store.stats(&t);
+        assert!(st.head_bytes <= (64 << 10) + 20 * 1000 + 4096, "push {i}: {} bytes in the heads", st.head_bytes);
+    }
+    let st = store.stats(&t);
+    assert!(st.chunks > 10, "{st:?}");
+    assert_eq!(st.chunk_rows as usize + st.head_entries, 2000);
+}
