@@ -74,6 +74,9 @@ pub struct Engine {
     pool: Option<Arc<dyn MemoryPool>>,
 }
 
+/// The narrowest first window of a log query (see [`Engine::log_query`]).
+const MIN_WINDOW: i64 = 60_000_000_000;
+
 /// The default per-query memory limit.
 pub const DEFAULT_QUERY_MEMORY: usize = 1 << 30;
 
@@ -141,7 +144,28 @@ impl Engine {
     }
 
     pub async fn log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
-        self.for_query().run_log_query(tenants, q).await
+        let engine = self.for_query();
+        // "The newest N lines" of a plain selector: try the newest (or, forward, oldest)
+        // sliver of the range first, widening eightfold, and stop once a window holds N
+        // entries: every entry outside it sorts after every entry inside. At worst about
+        // 1.15 times the work of one pass; usually a small part of the range is read.
+        let span = q.end.saturating_sub(q.start);
+        if q.interval == 0 && q.expr.pipeline.is_empty() && span > 64 * MIN_WINDOW {
+            let mut w = (span / 64).max(MIN_WINDOW);
+            while w < span {
+                let mut sub = q.clone();
+                match q.direction {
+                    Direction::Backward => sub.start = q.end - w,
+                    Direction::Forward => sub.end = q.start + w,
+                }
+                let r = engine.run_log_query(tenants, &sub).await?;
+                if r.iter().map(|s| s.entries.len()).sum::<usize>() >= q.limit {
+                    return Ok(r);
+                }
+                w = w.saturating_mul(8);
+            }
+        }
+        engine.run_log_query(tenants, q).await
     }
 
     async fn run_log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {

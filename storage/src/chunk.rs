@@ -293,8 +293,8 @@ impl ChunkWriter {
         }
         let fps = batch.column(crate::schema::IDX_STREAM).as_primitive::<arrow::datatypes::UInt64Type>();
         let ts = batch.column(IDX_TS).as_primitive::<Int64Type>();
-        for line in batch.column(crate::schema::IDX_LINE).as_string::<i32>().iter() {
-            self.needles.add_line(line.unwrap_or("").as_bytes());
+        for (i, line) in batch.column(crate::schema::IDX_LINE).as_string::<i32>().iter().enumerate() {
+            self.needles.add(ts.value(i), line.unwrap_or("").as_bytes());
         }
         let mut i = 0;
         while i < n {

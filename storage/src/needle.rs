@@ -14,8 +14,12 @@
 //! Sampling keeps it small: template words repeat and are stored once per block; unique
 //! tokens (ids, hashes) cost a few filter entries each, at 10 bits per entry.
 //!
-//! File: `<id>.ngr` beside the chunk: magic, block size, then per block the filter's words;
-//! a CRC-32 at the end. Chunks without one (older, or damaged) are simply not pruned.
+//! Each block also records its time range, so a query over part of a day reads only the
+//! blocks (pages) of that part.
+//!
+//! File: `<id>.ngr` beside the chunk: magic, block size, then per block its time range and
+//! the filter's words; a CRC-32 at the end. Chunks without one (older, or damaged) are
+//! simply not pruned.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -24,7 +28,7 @@ use std::path::Path;
 use crate::codec::{put_uvarint, Reader};
 use crate::error::{io_err, Result};
 
-const MAGIC: &[u8; 8] = b"SILTNGR1";
+const MAGIC: &[u8; 8] = b"SILTNGR2";
 /// Rows per filter block; chunk pages hold the same number of rows, so a skipped block
 /// is a skipped page in every column.
 pub const BLOCK_ROWS: usize = 4096;
@@ -90,6 +94,9 @@ pub fn literal_keys(literal: &[u8]) -> Vec<u64> {
 #[derive(Debug, Clone)]
 struct Bloom {
     words: Vec<u64>,
+    /// The block's time range, inclusive.
+    min_ts: i64,
+    max_ts: i64,
 }
 
 impl Bloom {
@@ -101,7 +108,7 @@ impl Bloom {
                 words[(bit / 64) as usize] |= 1 << (bit % 64);
             }
         }
-        Bloom { words }
+        Bloom { words, min_ts: i64::MAX, max_ts: i64::MIN }
     }
 
     fn contains(&self, k: u64) -> bool {
@@ -117,31 +124,47 @@ fn probes(k: u64, bits: u64) -> impl Iterator<Item = u64> {
 }
 
 /// Builds a chunk's filters as its rows are written.
-#[derive(Default)]
 pub(crate) struct NeedleBuilder {
     blocks: Vec<Bloom>,
     current: HashSet<u64>,
     rows_in_block: usize,
+    min_ts: i64,
+    max_ts: i64,
     scratch: Vec<u64>,
 }
 
+impl Default for NeedleBuilder {
+    fn default() -> Self {
+        NeedleBuilder { blocks: Vec::new(), current: HashSet::new(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Vec::new() }
+    }
+}
+
 impl NeedleBuilder {
-    pub fn add_line(&mut self, line: &[u8]) {
+    pub fn add(&mut self, ts: i64, line: &[u8]) {
         let cur = &mut self.current;
         minimizers(line, &mut self.scratch, |h| {
             cur.insert(h);
         });
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
         self.rows_in_block += 1;
         if self.rows_in_block == BLOCK_ROWS {
-            self.blocks.push(Bloom::build(&self.current));
-            self.current.clear();
-            self.rows_in_block = 0;
+            self.close_block();
         }
+    }
+
+    fn close_block(&mut self) {
+        let mut b = Bloom::build(&self.current);
+        (b.min_ts, b.max_ts) = (self.min_ts, self.max_ts);
+        self.blocks.push(b);
+        self.current.clear();
+        self.rows_in_block = 0;
+        (self.min_ts, self.max_ts) = (i64::MAX, i64::MIN);
     }
 
     pub fn finish(mut self) -> NeedleIndex {
         if self.rows_in_block > 0 {
-            self.blocks.push(Bloom::build(&self.current));
+            self.close_block();
         }
         NeedleIndex { blocks: self.blocks }
     }
@@ -163,12 +186,12 @@ impl NeedleIndex {
         self.blocks.iter().map(|b| b.words.len() * 8).sum()
     }
 
-    /// Which blocks may hold a row whose line satisfies every clause, a clause being
-    /// alternatives (`|= "a" or "b"`) given as their [`literal_keys`].
-    pub fn candidate_blocks(&self, clauses: &[Vec<Vec<u64>>]) -> Vec<bool> {
+    /// Which blocks may hold a row in `[start, end)` whose line satisfies every clause, a
+    /// clause being alternatives (`|= "a" or "b"`) given as their [`literal_keys`].
+    pub fn candidate_blocks(&self, clauses: &[Vec<Vec<u64>>], start: i64, end: i64) -> Vec<bool> {
         self.blocks
             .iter()
-            .map(|b| clauses.iter().all(|alts| alts.iter().any(|keys| keys.iter().all(|&k| b.contains(k)))))
+            .map(|b| b.min_ts < end && b.max_ts >= start && clauses.iter().all(|alts| alts.iter().any(|keys| keys.iter().all(|&k| b.contains(k)))))
             .collect()
     }
 
@@ -177,6 +200,8 @@ impl NeedleIndex {
         put_uvarint(&mut out, BLOCK_ROWS as u64);
         put_uvarint(&mut out, self.blocks.len() as u64);
         for b in &self.blocks {
+            out.extend_from_slice(&b.min_ts.to_le_bytes());
+            out.extend_from_slice(&b.max_ts.to_le_bytes());
             put_uvarint(&mut out, b.words.len() as u64);
             for w in &b.words {
                 out.extend_from_slice(&w.to_le_bytes());
@@ -199,9 +224,10 @@ impl NeedleIndex {
         let n = r.uvarint()?;
         let mut blocks = Vec::with_capacity(n.min(1 << 20) as usize);
         for _ in 0..n {
+            let (min_ts, max_ts) = (r.i64()?, r.i64()?);
             let words = r.uvarint()? as usize;
             let bytes = r.bytes(words.checked_mul(8)?)?;
-            blocks.push(Bloom { words: bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect() });
+            blocks.push(Bloom { words: bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(), min_ts, max_ts });
         }
         r.is_empty().then_some(NeedleIndex { blocks })
     }
@@ -230,7 +256,7 @@ mod tests {
     fn index(lines: &[String]) -> NeedleIndex {
         let mut b = NeedleBuilder::default();
         for l in lines {
-            b.add_line(l.as_bytes());
+            b.add(0, l.as_bytes());
         }
         b.finish()
     }
@@ -246,18 +272,18 @@ mod tests {
             for lit in [id, &id[3..29], &l[12..50]] {
                 let keys = literal_keys(lit.as_bytes());
                 assert!(!keys.is_empty(), "{lit}");
-                let blocks = idx.candidate_blocks(&[vec![keys]]);
+                let blocks = idx.candidate_blocks(&[vec![keys]], i64::MIN, i64::MAX);
                 assert!(blocks[i / BLOCK_ROWS], "{lit} must be found in block {}", i / BLOCK_ROWS);
             }
         }
         // A literal found nowhere is ruled out almost everywhere.
         let absent = literal_keys(b"0123456789abcdef0123456789abcdef");
-        let hits: usize = (0..50).map(|k| idx.candidate_blocks(&[vec![literal_keys(format!("{k:032x}zz").as_bytes())]]).iter().filter(|b| **b).count()).sum();
+        let hits: usize = (0..50).map(|k| idx.candidate_blocks(&[vec![literal_keys(format!("{k:032x}zz").as_bytes())]], i64::MIN, i64::MAX).iter().filter(|b| **b).count()).sum();
         assert!(hits <= 5, "{hits} false positives in 150 block checks");
-        assert!(idx.candidate_blocks(&[vec![absent]]).iter().all(|b| !b));
+        assert!(idx.candidate_blocks(&[vec![absent]], i64::MIN, i64::MAX).iter().all(|b| !b));
         // Short literals and alternatives with a short literal cannot prune.
         assert!(literal_keys(b"done").is_empty());
-        assert!(idx.candidate_blocks(&[vec![literal_keys(b"ffffffffffffffffffff"), vec![]]]).iter().all(|b| *b));
+        assert!(idx.candidate_blocks(&[vec![literal_keys(b"ffffffffffffffffffff"), vec![]]], i64::MIN, i64::MAX).iter().all(|b| *b));
     }
 
     #[test]

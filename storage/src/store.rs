@@ -505,8 +505,11 @@ impl Store {
                 let st = &c.index.streams[o];
                 live.stream_visible(st.fp, &st.labels, st.max_ts)
             });
-            let blocks = match (&needle_keys, c.needle_index()) {
-                (Some(keys), Some(ni)) => Some(ni.candidate_blocks(keys)),
+            // Blocks: those the needles may be in, and those overlapping the time range
+            // (a query over the last minutes of a day reads those pages only).
+            let partial_time = start > c.meta.min_ts || req.end <= c.meta.max_ts;
+            let blocks = match c.needle_index() {
+                Some(ni) if needle_keys.is_some() || partial_time => Some(ni.candidate_blocks(needle_keys.as_deref().unwrap_or(&[]), start, req.end)),
                 _ => None,
             };
             if let Some(b) = &blocks {
