@@ -27,7 +27,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use roaring::RoaringBitmap;
 
-use crate::codec::{put_uvarint, Reader};
+use crate::codec::{put_uvarint, seal, unseal};
 use crate::error::{io_err, Result, StoreError};
 use crate::head::{BatchBuilder, HeadStream};
 use crate::label_index::LabelIndex;
@@ -100,17 +100,11 @@ impl ChunkIndex {
             out.extend_from_slice(&s.max_ts.to_le_bytes());
         }
         self.labels.encode(&mut out);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        seal(out)
     }
 
     pub(crate) fn decode(buf: &[u8]) -> Option<ChunkIndex> {
-        let (body, crc) = buf.split_at_checked(buf.len().checked_sub(4)?)?;
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || !body.starts_with(INDEX_MAGIC) {
-            return None;
-        }
-        let mut r = Reader::new(&body[INDEX_MAGIC.len()..]);
+        let mut r = unseal(buf, INDEX_MAGIC)?;
         let n = r.uvarint()?;
         let mut streams = Vec::with_capacity(n.min(1 << 20) as usize);
         for _ in 0..n {

@@ -23,6 +23,23 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// A cursor over an encoded buffer; every read is bounds-checked so a corrupt record
 /// yields an error, never a panic.
+/// Ends a file body with the CRC-32 of everything before it (see [`unseal`]).
+pub(crate) fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+/// Checks a [`seal`]ed file that starts with `magic`; a reader past the magic, or `None`
+/// when the file is damaged or not of that kind.
+pub(crate) fn unseal<'a>(buf: &'a [u8], magic: &[u8]) -> Option<Reader<'a>> {
+    let (body, crc) = buf.split_at_checked(buf.len().checked_sub(4)?)?;
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || !body.starts_with(magic) {
+        return None;
+    }
+    Some(Reader::new(&body[magic.len()..]))
+}
+
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
 }

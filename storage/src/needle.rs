@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::Path;
 
-use crate::codec::{put_uvarint, Reader};
+use crate::codec::{put_uvarint, seal, unseal};
 use crate::error::{io_err, Result};
 
 const MAGIC: &[u8; 8] = b"SILTNGR2";
@@ -207,17 +207,11 @@ impl NeedleIndex {
                 out.extend_from_slice(&w.to_le_bytes());
             }
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        seal(out)
     }
 
     pub(crate) fn decode(buf: &[u8]) -> Option<NeedleIndex> {
-        let (body, crc) = buf.split_at_checked(buf.len().checked_sub(4)?)?;
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) || !body.starts_with(MAGIC) {
-            return None;
-        }
-        let mut r = Reader::new(&body[MAGIC.len()..]);
+        let mut r = unseal(buf, MAGIC)?;
         if r.uvarint()? != BLOCK_ROWS as u64 {
             return None;
         }
