@@ -74,6 +74,26 @@ pub struct Engine {
     pool: Option<Arc<dyn MemoryPool>>,
 }
 
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct NoHashHasher(u64);
+
+impl std::hash::Hasher for NoHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type NoHash = std::hash::BuildHasherDefault<NoHashHasher>;
+
 /// The narrowest first window of a log query (see [`Engine::log_query`]).
 const MIN_WINDOW: i64 = 60_000_000_000;
 
@@ -482,8 +502,11 @@ impl Engine {
             cols.push(col(COL_LINE));
         }
         let mut stream = df.select(cols)?.execute_stream().await?;
-        // Series key per stream and metadata bytes.
-        let mut keys: HashMap<u64, HashMap<Vec<u8>, Labels>> = HashMap::new();
+        // The series of each (stream, metadata bytes) seen, by a hash of the two; the
+        // bytes are compared on a hit, so a collision costs a miss, never a wrong series.
+        let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, NoHash> = HashMap::default();
+        // The previous row's stream, metadata and series (the buffer is reused).
+        let (mut last_fp, mut last_m, mut last_s) = (None, Vec::new(), 0);
         while let Some(b) = stream.next().await {
             let b = b?;
             let fps = b.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
@@ -493,15 +516,31 @@ impl Engine {
             for i in 0..b.num_rows() {
                 let fp = fps.value(i);
                 let m: &[u8] = if meta.is_valid(i) { meta.value(i) } else { &[] };
-                let per_stream = keys.entry(fp).or_default();
-                if !per_stream.contains_key(m) {
-                    let labels = streams.lock().unwrap().get(&fp).cloned().unwrap_or_default();
-                    let entry = crate::pipeline::EntryLabels::new(labels.iter(), decode_metadata(m));
-                    per_stream.insert(m.to_vec(), acc.series_key(entry.into_pairs())?);
-                }
-                let key = &per_stream[m];
+                // Rows come in runs of one stream, often with the same metadata.
+                let series = match last_fp {
+                    Some(lfp) if lfp == fp && last_m.as_slice() == m => last_s,
+                    _ => {
+                        let h = xxhash_rust::xxh3::xxh3_64_with_seed(m, fp);
+                        let bucket = seen.entry(h).or_default();
+                        let s = match bucket.iter().find(|(f, bm, _)| *f == fp && bm.as_slice() == m) {
+                            Some((_, _, s)) => *s,
+                            None => {
+                                let labels = streams.lock().unwrap().get(&fp).cloned().unwrap_or_default();
+                                let entry = crate::pipeline::EntryLabels::new(labels.iter(), decode_metadata(m));
+                                let s = acc.series_index(&acc.series_key(entry.into_pairs())?)?;
+                                bucket.push((fp, m.to_vec(), s));
+                                s
+                            }
+                        };
+                        last_fp = Some(fp);
+                        last_m.clear();
+                        last_m.extend_from_slice(m);
+                        last_s = s;
+                        s
+                    }
+                };
                 let len = lines.map_or(0, |l| l.value(i).len());
-                acc.add_keyed(ts.value(i), acc.plain_value(len), key)?;
+                acc.add_at(series, ts.value(i), acc.plain_value(len))?;
             }
         }
         Ok(())

@@ -229,7 +229,9 @@ impl SeriesWindows {
 pub(crate) struct RangeAccumulator<'a> {
     spec: RangeSpec<'a>,
     steps: Steps,
-    series: BTreeMap<Labels, SeriesWindows>,
+    /// Series by labels (sorted, the order they are returned in), as indices into `windows`.
+    series: BTreeMap<Labels, usize>,
+    windows: Vec<SeriesWindows>,
     any: Vec<bool>,
     budget: Option<Budget>,
 }
@@ -260,7 +262,7 @@ impl Budget {
 impl<'a> RangeAccumulator<'a> {
     pub fn new(spec: RangeSpec<'a>, steps: Steps) -> Self {
         let n = steps.n;
-        RangeAccumulator { spec, steps, series: BTreeMap::new(), any: vec![false; n], budget: None }
+        RangeAccumulator { spec, steps, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None }
     }
 
     /// Counts the series and samples held against `budget`.
@@ -362,13 +364,37 @@ impl<'a> RangeAccumulator<'a> {
     /// Adds one sample to series `key` (cloned only the first time it is seen).
     pub fn add_keyed(&mut self, ts: i64, value: f64, key: &Labels) -> Result<(), QueryError> {
         let r = self.spec.range;
+        if self.steps.covering(ts, r.range, r.offset).is_empty() {
+            return Ok(());
+        }
+        let i = self.series_index(key)?;
+        self.add_at(i, ts, value)
+    }
+
+    /// The index of series `key` for [`Self::add_at`], created (and counted against the
+    /// budget) the first time.
+    pub fn series_index(&mut self, key: &Labels) -> Result<usize, QueryError> {
+        if let Some(&i) = self.series.get(key) {
+            return Ok(i);
+        }
+        if let Some(b) = &mut self.budget {
+            b.grow(128 + key.iter().map(|(n, v)| n.len() + v.len() + 48).sum::<usize>())?;
+        }
+        let i = self.windows.len();
+        self.windows.push(SeriesWindows::default());
+        self.series.insert(key.clone(), i);
+        Ok(i)
+    }
+
+    /// Adds one sample to the series at `i` (from [`Self::series_index`]).
+    pub fn add_at(&mut self, i: usize, ts: i64, value: f64) -> Result<(), QueryError> {
+        let r = self.spec.range;
         let covering = self.steps.covering(ts, r.range, r.offset);
         if covering.is_empty() {
             return Ok(());
         }
         let keep_values = matches!(self.spec.op, RangeOp::QuantileOverTime | RangeOp::RateCounter);
-        let new_series = !self.series.contains_key(key);
-        let windows = if new_series { self.series.entry(key.clone()).or_default() } else { self.series.get_mut(key).expect("present") };
+        let windows = &mut self.windows[i];
         let slots_before = windows.accs.len();
         if keep_values {
             windows.samples.push((ts, value));
@@ -378,10 +404,8 @@ impl<'a> RangeAccumulator<'a> {
             self.any[k] = true;
         }
         if let Some(b) = &mut self.budget {
-            // A new series (its labels and map entry), new step slots, a kept sample.
-            let bytes = if new_series { 128 + key.iter().map(|(n, v)| n.len() + v.len() + 48).sum::<usize>() } else { 0 }
-                + windows.accs.len().saturating_sub(slots_before) * std::mem::size_of::<Acc>()
-                + if keep_values { 16 } else { 0 };
+            // New step slots, a kept sample.
+            let bytes = windows.accs.len().saturating_sub(slots_before) * std::mem::size_of::<Acc>() + if keep_values { 16 } else { 0 };
             if bytes > 0 {
                 b.grow(bytes)?;
             }
@@ -402,7 +426,9 @@ impl<'a> RangeAccumulator<'a> {
             return Ok(out);
         }
         let mut out = SeriesSet::new();
-        for (labels, mut windows) in self.series {
+        let mut all_windows = self.windows;
+        for (labels, i) in self.series {
+            let mut windows = std::mem::take(&mut all_windows[i]);
             if let Some(err) = labels.get(crate::pipeline::ERROR_LABEL) {
                 return Err(QueryError::BadRequest(pipeline_error(err, &labels)));
             }
