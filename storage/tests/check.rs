@@ -1,17 +1,18 @@
 //! `check` (`silt check [--repair]`): damage is found, repair quarantines or rebuilds, and
 //! the store opens afterwards with everything that was not damaged.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Int64Type, UInt64Type};
 use silt_storage::manifest::Manifest;
 use silt_storage::{
-    check, CheckOptions, CheckReport, IngestLimits, Labels, MaintainOptions, PushEntry, PushRequest, PushStream, ScanRequest, Store, StoreConfig, StoreError, TenantId,
-    IDX_LINE, IDX_STREAM, IDX_TS,
+    check, CheckOptions, CheckReport, IngestLimits, Labels, MaintainOptions, PushEntry, PushRequest, PushStream, Store, StoreConfig, StoreError, TenantId,
 };
+
+use common::read_all;
 
 /// 2026-01-15T01:00:00Z: a few hundred minutes from here stay within one UTC day.
 const T: i64 = 1_768_438_800_000_000_000;
@@ -50,25 +51,6 @@ async fn three_chunks(dir: &Path) -> Vec<(String, i64, String)> {
     }
     push(&store, &"globex".parse().unwrap(), &["web"], "wal", T, 5).await;
     read_all(&store, &acme())
-}
-
-/// `(labels, ts, line)` of everything a tenant holds, sorted.
-fn read_all(store: &Store, tenant: &TenantId) -> Vec<(String, i64, String)> {
-    let scan = store.scan(tenant, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![] }).unwrap();
-    let mut out = Vec::new();
-    for part in scan.parts {
-        for b in part.execute() {
-            let b = b.unwrap();
-            let fp = b.column(IDX_STREAM).as_primitive::<UInt64Type>();
-            let ts = b.column(IDX_TS).as_primitive::<Int64Type>();
-            let line = b.column(IDX_LINE).as_string::<i32>();
-            for i in 0..b.num_rows() {
-                out.push((scan.streams[&fp.value(i)].to_string(), ts.value(i), line.value(i).to_string()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn run(dir: &Path, repair: bool) -> CheckReport {

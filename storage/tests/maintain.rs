@@ -1,13 +1,13 @@
 //! Retention, delete requests and compaction at the store level.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Int64Type, UInt64Type};
 use silt_storage::{
     CancelError, CompiledDelete, DeleteCompiler, DeleteStatus, EntryPredicate, IngestLimits, Labels, MaintainOptions, MatchOp, Matcher, PushEntry,
-    PushRequest, PushStream, RetentionConfig, RetentionPolicy, ScanRequest, Store, StoreConfig, StreamRule, TenantId, IDX_LINE, IDX_STREAM, IDX_TS,
+    PushRequest, PushStream, RetentionConfig, RetentionPolicy, ScanRequest, Store, StoreConfig, StreamRule, TenantId
 };
 
 const H: i64 = 3_600_000_000_000;
@@ -60,27 +60,9 @@ async fn fill(store: &Store, env: &str, n: i64, step: i64, end: i64, per_flush: 
     }
 }
 
-/// `(labels, ts, line)` of everything visible, sorted.
+/// `(labels, ts, line)` of everything acme shows, sorted.
 fn read_all(store: &Store) -> Vec<(String, i64, String)> {
-    let scan = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![] }).unwrap();
-    collect(&scan.streams, scan.parts)
-}
-
-fn collect(streams: &std::collections::HashMap<u64, Labels>, parts: Vec<silt_storage::ScanPart>) -> Vec<(String, i64, String)> {
-    let mut out = Vec::new();
-    for p in parts {
-        for b in p.execute() {
-            let b = b.unwrap();
-            let fp = b.column(IDX_STREAM).as_primitive::<UInt64Type>();
-            let ts = b.column(IDX_TS).as_primitive::<Int64Type>();
-            let line = b.column(IDX_LINE).as_string::<i32>();
-            for i in 0..b.num_rows() {
-                out.push((streams[&fp.value(i)].to_string(), ts.value(i), line.value(i).to_string()));
-            }
-        }
-    }
-    out.sort();
-    out
+    common::read_all(store, &acme())
 }
 
 fn chunk_files(dir: &std::path::Path) -> usize {
@@ -117,7 +99,7 @@ async fn compaction_merges_small_chunks_and_keeps_every_entry() {
     assert_eq!(report.len(), 1);
     let r = &report[0];
     assert_eq!((r.chunks_before, r.chunks_after, r.entries_removed), (chunks_before, 2, 0), "{r:?}");
-    assert_eq!(collect(&early.streams, early.parts), before);
+    assert_eq!(common::collect(&early.streams, early.parts), before);
     // Retired files went with the last reader.
     assert_eq!(chunk_files(dir.path()), 2);
     assert_eq!(read_all(&store), before);
