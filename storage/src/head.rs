@@ -141,8 +141,12 @@ impl BatchBuilder {
     pub fn append(&mut self, s: &HeadStream, i: usize) {
         self.stream.append_value(s.fp);
         self.ts.append_value(s.ts[i]);
-        // Lines were `String`s when pushed, so the bytes are UTF-8.
-        self.line.append_value(String::from_utf8_lossy(s.line(i)));
+        // Lines were `String`s when pushed, so the bytes are UTF-8 (checked anyway: the
+        // SIMD check is cheap, and a bad byte must never reach a Utf8 column).
+        match std::str::from_utf8(s.line(i)) {
+            Ok(l) => self.line.append_value(l),
+            Err(_) => self.line.append_value(String::from_utf8_lossy(s.line(i))),
+        }
         let m = s.metadata(i);
         if m.is_empty() {
             self.meta.append_null();

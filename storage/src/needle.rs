@@ -71,12 +71,28 @@ fn minimizers(text: &[u8], hashes: &mut Vec<u64>, mut f: impl FnMut(u64)) {
         }
         hashes.clear();
         hashes.extend(run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().expect("8 bytes")))));
+        // Sliding-window minimum with a monotonic queue of positions (increasing hashes):
+        // the front is the current window's minimum.
+        // At most WINDOW positions are queued: the front leaves before `j` joins.
+        let mut queue = [0usize; WINDOW];
+        let (mut head, mut len) = (0usize, 0usize);
         let mut last = None;
-        for w in hashes.windows(WINDOW) {
-            let m = *w.iter().min().expect("a window is not empty");
-            if last != Some(m) {
-                f(m);
-                last = Some(m);
+        for (j, &h) in hashes.iter().enumerate() {
+            if len > 0 && queue[head] + WINDOW <= j {
+                head = (head + 1) % WINDOW;
+                len -= 1;
+            }
+            while len > 0 && hashes[queue[(head + len - 1) % WINDOW]] >= h {
+                len -= 1;
+            }
+            queue[(head + len) % WINDOW] = j;
+            len += 1;
+            if j + 1 >= WINDOW {
+                let m = hashes[queue[head]];
+                if last != Some(m) {
+                    f(m);
+                    last = Some(m);
+                }
             }
         }
     }
@@ -100,7 +116,7 @@ struct Bloom {
 }
 
 impl Bloom {
-    fn build(keys: &HashSet<u64>) -> Bloom {
+    fn build(keys: &KeySet) -> Bloom {
         let bits = (keys.len() * BITS_PER_ENTRY).max(64).next_multiple_of(64);
         let mut words = vec![0u64; bits / 64];
         for &k in keys {
@@ -124,9 +140,29 @@ fn probes(k: u64, bits: u64) -> impl Iterator<Item = u64> {
 }
 
 /// Builds a chunk's filters as its rows are written.
+/// A set of keys that are hashes already: no hashing again.
+type KeySet = HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>;
+
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 pub(crate) struct NeedleBuilder {
     blocks: Vec<Bloom>,
-    current: HashSet<u64>,
+    current: KeySet,
     rows_in_block: usize,
     min_ts: i64,
     max_ts: i64,
@@ -135,7 +171,7 @@ pub(crate) struct NeedleBuilder {
 
 impl Default for NeedleBuilder {
     fn default() -> Self {
-        NeedleBuilder { blocks: Vec::new(), current: HashSet::new(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Vec::new() }
+        NeedleBuilder { blocks: Vec::new(), current: KeySet::default(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Vec::new() }
     }
 }
 
@@ -278,6 +314,35 @@ mod tests {
         // Short literals and alternatives with a short literal cannot prune.
         assert!(literal_keys(b"done").is_empty());
         assert!(idx.candidate_blocks(&[vec![literal_keys(b"ffffffffffffffffffff"), vec![]]], i64::MIN, i64::MAX).iter().all(|b| *b));
+    }
+
+    #[test]
+    fn sliding_minimum_matches_the_definition() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut text = b"0123456789abcdef0123 request_id=9f86d081884c7d659a2feaa0c55ad015 ok zzzzzzzzzzzzzzzzzzzzzzz ".to_vec();
+        for _ in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            text.push(b"abcdef0123456789 _-"[(rng % 19) as usize]);
+        }
+        let text = &text[..];
+        let mut fast = Vec::new();
+        minimizers(text, &mut Vec::new(), |h| fast.push(h));
+        let mut naive = Vec::new();
+        for run in text.split(|b| !is_word(*b)).filter(|r| r.len() >= MIN_RUN) {
+            let hs: Vec<u64> = run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().unwrap()))).collect();
+            let mut last = None;
+            for w in hs.windows(WINDOW) {
+                let m = *w.iter().min().unwrap();
+                if last != Some(m) {
+                    naive.push(m);
+                    last = Some(m);
+                }
+            }
+        }
+        assert_eq!(fast, naive);
+        assert!(!fast.is_empty());
     }
 
     #[test]
