@@ -74,26 +74,6 @@ pub struct Engine {
     pool: Option<Arc<dyn MemoryPool>>,
 }
 
-/// A hasher for keys that are hashes already.
-#[derive(Default)]
-struct NoHashHasher(u64);
-
-impl std::hash::Hasher for NoHashHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-type NoHash = std::hash::BuildHasherDefault<NoHashHasher>;
-
 /// The narrowest first window of a log query (see [`Engine::log_query`]).
 const MIN_WINDOW: i64 = 60_000_000_000;
 
@@ -504,7 +484,7 @@ impl Engine {
         let mut stream = df.select(cols)?.execute_stream().await?;
         // The series of each (stream, metadata bytes) seen, by a hash of the two; the
         // bytes are compared on a hit, so a collision costs a miss, never a wrong series.
-        let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, NoHash> = HashMap::default();
+        let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, silt_storage::prehashed::Prehashed> = HashMap::default();
         // The previous row's stream, metadata and series (the buffer is reused).
         let (mut last_fp, mut last_m, mut last_s) = (None, Vec::new(), 0);
         while let Some(b) = stream.next().await {

@@ -46,6 +46,7 @@ pub mod manifest;
 pub mod metrics;
 mod matcher;
 pub mod needle;
+pub mod prehashed;
 mod push;
 pub mod retention;
 mod schema;

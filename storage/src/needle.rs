@@ -140,25 +140,8 @@ fn probes(k: u64, bits: u64) -> impl Iterator<Item = u64> {
 }
 
 /// Builds a chunk's filters as its rows are written.
-/// A set of keys that are hashes already: no hashing again.
-type KeySet = HashSet<u64, std::hash::BuildHasherDefault<IdentityHasher>>;
-
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl std::hash::Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
+/// A set of keys that are hashes already.
+type KeySet = HashSet<u64, crate::prehashed::Prehashed>;
 
 pub(crate) struct NeedleBuilder {
     blocks: Vec<Bloom>,

@@ -118,27 +118,8 @@ fn ingest_files_and_stdin_with_timestamps_and_resume() {
     }
 }
 
-fn flate2_encoder(f: std::fs::File) -> GzWriter {
-    GzWriter::new(f)
-}
-
-/// A minimal gzip writer through the system's `gzip`, so the test needs no extra crate.
-struct GzWriter {
-    child: std::process::Child,
-}
-
-impl GzWriter {
-    fn new(out: std::fs::File) -> Self {
-        GzWriter { child: Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(out).spawn().expect("gzip is installed") }
-    }
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.child.stdin.as_mut().unwrap().write_all(b)
-    }
-    fn finish(mut self) -> std::io::Result<()> {
-        drop(self.child.stdin.take());
-        assert!(self.child.wait()?.success());
-        Ok(())
-    }
+fn flate2_encoder(f: std::fs::File) -> flate2::write::GzEncoder<std::fs::File> {
+    flate2::write::GzEncoder::new(f, flate2::Compression::default())
 }
 
 /// A server with two streams pushed in `flushes` flushes (so as many small chunks).
