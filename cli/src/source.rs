@@ -77,10 +77,16 @@ impl Range {
         };
         let start = match &self.from {
             Some(t) => parse_time(t).with_context(|| format!("invalid --from {t:?}: use RFC3339 or Unix time"))?,
-            None => end - parse_duration(&self.since).with_context(|| format!("invalid --since {:?}: use a duration like 30m or 24h", self.since))?,
+            None => {
+                let since = parse_duration(&self.since).filter(|d| *d >= 0).with_context(|| format!("invalid --since {:?}: use a duration like 30m or 24h", self.since))?;
+                end.checked_sub(since).with_context(|| format!("--since {:?} reaches too far back", self.since))?
+            }
         };
         if end < start {
             bail!("--to is before --from");
+        }
+        if end.checked_sub(start).is_none() {
+            bail!("the time range is too long");
         }
         Ok((start, end))
     }

@@ -62,11 +62,13 @@ pub async fn create(State(state): State<AppState>, req: ApiRequest) -> Result<St
     // request whole, but checks the parameter as Loki does.
     if let (Some(mi), true) = (p.get("max_interval"), compiled.entries.is_some()) {
         let iv = silt_query::duration::parse_duration(mi).filter(|d| *d >= 1_000_000_000).ok_or_else(|| bad("invalid max_interval: valid time units are 's', 'm', 'h'"))?;
-        if iv > (end - start) * NS_PER_MS {
-            return Err(bad(format!("max_interval can't be greater than the interval to be deleted ({})", go_duration((end - start) * NS_PER_MS))));
+        let span = end.saturating_sub(start).saturating_mul(NS_PER_MS);
+        if iv > span {
+            return Err(bad(format!("max_interval can't be greater than the interval to be deleted ({})", go_duration(span))));
         }
     }
-    state.store.add_delete_request(&t, query, start * NS_PER_MS, end * NS_PER_MS, now_ns())?;
+    // Times far before 1970 (RFC3339 allows year 1) saturate rather than overflow.
+    state.store.add_delete_request(&t, query, start.saturating_mul(NS_PER_MS), end.saturating_mul(NS_PER_MS), now_ns())?;
     Ok(StatusCode::NO_CONTENT)
 }
 

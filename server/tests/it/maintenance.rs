@@ -102,6 +102,20 @@ async fn delete_requests_over_http() {
 }
 
 #[tokio::test]
+async fn far_away_delete_times_are_clamped_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (st, body) = send(reqwest::Method::POST, &s.base, "fake", &[("query", r#"{app="x"}"#), ("start", "0001-01-01T00:00:00Z"), ("end", "0001-01-02T00:00:00Z")]).await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = send(reqwest::Method::POST, &s.base, "fake", &[("query", r#"{app="x"} |= "a""#), ("start", "0001-01-01T00:00:00Z"), ("max_interval", "1000000h")]).await;
+    assert_eq!(st, 204, "{body}");
+    let (st, _) = send(reqwest::Method::POST, &s.base, "fake", &[("query", r#"{app="x"}"#), ("start", "9999-01-01T00:00:00Z")]).await;
+    assert_eq!(st, 400);
+    let (_, list) = get(&s.base, "/loki/api/v1/delete", None, &[]).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn cancel_deadline_is_loki_s() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start_with(dir.path(), &format!("{TEST_CONFIG}[compactor]\ndelete_request_cancel_period = \"1ms\"\n")).await;
