@@ -18,7 +18,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
@@ -132,6 +132,9 @@ pub struct Chunk {
     retired: AtomicBool,
     /// The needle index, read on first use (`None`: the chunk has none).
     needles: OnceLock<Option<NeedleIndex>>,
+    /// The Parquet footer and page indexes, parsed on first read and kept: a chunk never
+    /// changes once written.
+    footer: OnceLock<ArrowReaderMetadata>,
 }
 
 impl Chunk {
@@ -140,7 +143,7 @@ impl Chunk {
         if needles.is_some() {
             let _ = cell.set(needles);
         }
-        Chunk { meta, index, path, retired: AtomicBool::new(false), needles: cell }
+        Chunk { meta, index, path, retired: AtomicBool::new(false), needles: cell, footer: OnceLock::new() }
     }
 
     pub(crate) fn retire(&self) {
@@ -424,7 +427,14 @@ impl Chunk {
     /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true.
     pub fn scan_blocks(&self, ordinals: &[usize], blocks: Option<&[bool]>, start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional))?;
+        let footer = match self.footer.get() {
+            Some(f) => f.clone(),
+            None => {
+                let f = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional))?;
+                self.footer.get_or_init(|| f).clone()
+            }
+        };
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
 
         let ranges = self.row_ranges(ordinals, blocks);
         let needs_ts_filter = ordinals.iter().any(|&i| {
