@@ -27,7 +27,8 @@ pub async fn run(target: &Target, query: &str, start: i64, limit: usize, out: Ou
         if let Some(newest) = fresh.iter().flat_map(|s| s.entries.iter().map(|e| e.ts)).max() {
             if newest > from {
                 // Keep only the entries at the new `from` as seen: the next poll starts there.
-                seen.retain(|(k, _)| k.starts_with(&format!("{newest}:")));
+                let prefix = format!("{newest}:");
+                seen.retain(|(k, _)| k.starts_with(&prefix));
                 from = newest;
             }
             output::print_streams(&fresh, Direction::Forward, out)?;

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use silt_server::config::{FileConfig, ServerConfig};
 use silt_server::params::now_ns;
-use silt_storage::{Labels, MatchOp, PushEntry, PushRequest, PushStream, Store, StoreError, TenantId};
+use silt_storage::{Labels, MatchOp, PushEntry, PushRequest, PushStream, Store, TenantId};
 
 use crate::source::{Remote, Target};
 
@@ -322,19 +321,7 @@ impl Sink {
         if let Some(addr) = &args.target.addr {
             return Ok(Sink::Remote(Remote::new(addr, &args.target.org_id, args.target.token.as_deref())?));
         }
-        let file = match &args.config {
-            Some(p) => FileConfig::load(p)?,
-            None => FileConfig::default(),
-        };
-        let cfg = ServerConfig::resolve(file, Some(args.target.data_dir.clone()), None)?;
-        let store_cfg = cfg.store.clone();
-        let store = match tokio::task::spawn_blocking(move || Store::open(store_cfg)).await? {
-            Ok(s) => s,
-            Err(StoreError::Locked { dir }) => {
-                bail!("{} is in use by a running server; send to it with --addr (for example --addr http://127.0.0.1:3100)", dir.display())
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", args.target.data_dir.display())),
-        };
+        let (store, cfg) = crate::maintenance::open_writable(&args.target, args.config.as_ref(), true).await?;
         // The tenant's limits, but not its rate limits: those share a server between
         // clients, and here the only client is the operator loading files.
         let mut limits = (**cfg.limits.get(&tenant)).clone();

@@ -20,19 +20,22 @@ fn server_config(target: &Target, config: Option<&PathBuf>) -> anyhow::Result<Se
     ServerConfig::resolve(file, Some(target.data_dir.clone()), None)
 }
 
-/// Opens the directory for writing. Retention from `--config` when given (and recorded
-/// for later readers); otherwise what the server last recorded stays in force.
-async fn open_writable(target: &Target, config: Option<&PathBuf>) -> anyhow::Result<(Store, ServerConfig)> {
+/// Opens the directory for writing (no server may hold it). Retention from `--config`
+/// when given (and recorded for later readers); otherwise what the server last recorded
+/// stays in force.
+/// `create`: a directory that is not a data directory yet becomes one (ingest); otherwise
+/// it is refused (maintenance has nothing to do there).
+pub async fn open_writable(target: &Target, config: Option<&PathBuf>, create: bool) -> anyhow::Result<(Store, ServerConfig)> {
     let cfg = server_config(target, config)?;
     let store_cfg = cfg.store.clone();
     let dir = target.data_dir.clone();
-    if !dir.join("wal").is_dir() && !dir.join("tenants").is_dir() {
+    if !create && !dir.join("wal").is_dir() && !dir.join("tenants").is_dir() {
         bail!("{} is not a silt data directory", dir.display());
     }
     let store = match tokio::task::spawn_blocking(move || Store::open(store_cfg)).await? {
         Ok(s) => s,
         Err(StoreError::Locked { dir }) => {
-            bail!("{} is in use by a running server; ask it instead with --addr (for example --addr http://127.0.0.1:3100)", dir.display())
+            bail!("{} is in use by a running server; use it through --addr (for example --addr http://127.0.0.1:3100)", dir.display())
         }
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", dir.display())),
     };
@@ -90,7 +93,7 @@ pub async fn compact(target: &Target, config: Option<PathBuf>) -> anyhow::Result
     if let Some(addr) = &target.addr {
         return remote_compact(target, addr).await;
     }
-    let (store, cfg) = open_writable(target, config.as_ref()).await?;
+    let (store, cfg) = open_writable(target, config.as_ref(), false).await?;
     store.flush().await?;
     let filter_only = cfg.limits.filter_only_tenants(&store.tenants());
     let report = store.maintain(cfg.compactor.maintain_options(filter_only)).await?;
@@ -120,7 +123,7 @@ pub async fn retention(target: &Target, config: Option<PathBuf>, dry_run: bool) 
     if let Some(addr) = &target.addr {
         return remote_compact(target, addr).await;
     }
-    let (store, cfg) = open_writable(target, config.as_ref()).await?;
+    let (store, cfg) = open_writable(target, config.as_ref(), false).await?;
     store.flush().await?;
     let mut opts = cfg.compactor.maintain_options(cfg.limits.filter_only_tenants(&store.tenants()));
     // Remove every expired entry now, not only from mostly expired chunks.

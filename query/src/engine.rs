@@ -494,6 +494,10 @@ impl Engine {
             let meta = b.column(2).as_binary::<i32>();
             let lines = with_len.then(|| b.column(3).as_string::<i32>());
             for i in 0..b.num_rows() {
+                // As the general path: a sample outside every window creates no series.
+                if !acc.covers(ts.value(i)) {
+                    continue;
+                }
                 let fp = fps.value(i);
                 let m: &[u8] = if meta.is_valid(i) { meta.value(i) } else { &[] };
                 // Rows come in runs of one stream, often with the same metadata.

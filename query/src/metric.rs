@@ -274,11 +274,10 @@ impl<'a> RangeAccumulator<'a> {
     /// Adds one entry (after the pipeline): its timestamp, line length and labels.
     pub fn add(&mut self, ts: i64, line_len: usize, mut labels: Vec<(String, String)>) -> Result<(), QueryError> {
         let r = self.spec.range;
-        let covering = self.steps.covering(ts, r.range, r.offset);
-        if covering.is_empty() {
+        if !self.covers(ts) {
             return Ok(());
         }
-        let mut value = 1.0;
+        let value;
         if let Some(u) = &r.unwrap {
             let Some(raw) = labels.iter().find(|l| l.0 == u.label).map(|l| l.1.clone()) else { return Ok(()) };
             if raw.is_empty() {
@@ -300,17 +299,24 @@ impl<'a> RangeAccumulator<'a> {
                     }
                 }
             }
-        } else if matches!(self.spec.op, RangeOp::BytesOverTime | RangeOp::BytesRate) {
-            value = line_len as f64;
+        } else {
+            value = self.plain_value(line_len);
         }
-        let key = self.series_key(labels)?;
-        self.add_keyed(ts, value, &key)
+        let i = self.series_index(&self.series_key(labels)?)?;
+        self.add_at(i, ts, value)
+    }
+
+    /// Whether a sample at `ts` falls in any step's window (one that does not is not
+    /// counted, and creates no series).
+    pub fn covers(&self, ts: i64) -> bool {
+        let r = self.spec.range;
+        !self.steps.covering(ts, r.range, r.offset).is_empty()
     }
 
     /// Whether samples need nothing but their labels: no unwrap, no pipeline errors
     /// possible (the caller knows the pipeline is empty). Then [`Self::series_key`] of an
-    /// entry's labels can be computed once per distinct label set, and
-    /// [`Self::add_keyed`] called per entry.
+    /// entry's labels can be computed once per distinct label set (its
+    /// [`Self::series_index`]), and [`Self::add_at`] called per entry.
     pub fn keyed_by_labels_only(&self) -> bool {
         self.spec.range.unwrap.is_none()
     }
@@ -318,7 +324,7 @@ impl<'a> RangeAccumulator<'a> {
     /// The value an entry contributes without unwrap: 1, or its line length for the
     /// `bytes_*` functions.
     pub fn plain_value(&self, line_len: usize) -> f64 {
-        if matches!(self.spec.op, RangeOp::BytesOverTime | RangeOp::BytesRate) {
+        if self.needs_line_len() {
             line_len as f64
         } else {
             1.0
@@ -359,16 +365,6 @@ impl<'a> RangeAccumulator<'a> {
                 None => series,
             }
         })
-    }
-
-    /// Adds one sample to series `key` (cloned only the first time it is seen).
-    pub fn add_keyed(&mut self, ts: i64, value: f64, key: &Labels) -> Result<(), QueryError> {
-        let r = self.spec.range;
-        if self.steps.covering(ts, r.range, r.offset).is_empty() {
-            return Ok(());
-        }
-        let i = self.series_index(key)?;
-        self.add_at(i, ts, value)
     }
 
     /// The index of series `key` for [`Self::add_at`], created (and counted against the

@@ -424,6 +424,13 @@ impl Chunk {
         out
     }
 
+    /// Whether stream `ordinal` has rows in a needle-index block marked true.
+    pub fn stream_in_blocks(&self, ordinal: usize, blocks: &[bool]) -> bool {
+        let s = &self.index.streams[ordinal];
+        let bs = crate::needle::BLOCK_ROWS as u64;
+        (s.row_start / bs..(s.row_start + s.rows).div_ceil(bs)).any(|b| blocks.get(b as usize).copied().unwrap_or(true))
+    }
+
     /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true.
     pub fn scan_blocks(&self, ordinals: &[usize], blocks: Option<&[bool]>, start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;

@@ -513,7 +513,7 @@ impl Store {
                 _ => None,
             };
             if let Some(b) = &blocks {
-                ordinals.retain(|&o| !c.row_ranges(&[o], Some(b)).is_empty());
+                ordinals.retain(|&o| c.stream_in_blocks(o, b));
             }
             if ordinals.is_empty() {
                 continue;
