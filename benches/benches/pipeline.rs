@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use silt_benches::{line, Rng};
 use silt_query::ast::{Expr, LogExpr};
 use silt_query::line_filter::LineFilterChain;
-use silt_query::pipeline::{EntryLabels, Pipeline};
+use silt_query::pipeline::{EntryLabels, Needed, Pipeline};
 
 fn lines(service: &str, n: usize) -> Vec<String> {
     let mut rng = Rng::new(3);
@@ -54,7 +54,16 @@ fn json_pipeline(c: &mut Criterion) {
     g.bench_function("json_label_filter", |b| {
         b.iter(|| {
             data.iter()
-                .filter_map(|l| p.process(l.clone(), EntryLabels::new([("service", "api")], std::iter::empty()), 0))
+                .filter_map(|l| p.process(l.as_str(), EntryLabels::new([("service", "api")], std::iter::empty()), 0))
+                .count()
+        })
+    });
+    // As in `sum by (path) (rate({..} | json [5m]))`: only `path` is kept.
+    let proj = Pipeline::compile(&log_expr(r#"{a="b"} | json"#).pipeline).unwrap().projected(Needed::new(["path"]));
+    g.bench_function("json_projected", |b| {
+        b.iter(|| {
+            data.iter()
+                .filter_map(|l| proj.process(l.as_str(), EntryLabels::new([("service", "api")], std::iter::empty()), 0))
                 .count()
         })
     });
@@ -66,7 +75,7 @@ fn json_pipeline(c: &mut Criterion) {
         b.iter(|| {
             wdata
                 .iter()
-                .filter_map(|l| lf.process(l.clone(), EntryLabels::new([("service", "worker")], std::iter::empty()), 0))
+                .filter_map(|l| lf.process(l.as_str(), EntryLabels::new([("service", "worker")], std::iter::empty()), 0))
                 .count()
         })
     });

@@ -16,7 +16,7 @@ struct PipelinePredicate(Pipeline);
 impl EntryPredicate for PipelinePredicate {
     fn matches(&self, labels: &Labels, ts: i64, line: &str, metadata: Option<&[u8]>) -> bool {
         let entry = EntryLabels::new(labels.iter(), metadata.map(decode_metadata).into_iter().flatten());
-        self.0.process(line.to_string(), entry, ts).is_some()
+        self.0.process(line, entry, ts).is_some()
     }
 }
 

@@ -128,8 +128,7 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
-        let split = log.pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(log.pipeline.len());
-        let (pre, rest) = log.pipeline.split_at(split);
+        let (pre, rest) = split_line_filters(&log.pipeline);
         let table = Arc::new(LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre)));
         let streams = table.streams();
         let df = self.session().read_table(table)?;
@@ -145,12 +144,16 @@ impl Engine {
 
     pub async fn log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
         let engine = self.for_query();
-        // "The newest N lines" of a plain selector: try the newest (or, forward, oldest)
-        // sliver of the range first, widening eightfold, and stop once a window holds N
-        // entries: every entry outside it sorts after every entry inside. At worst about
-        // 1.15 times the work of one pass; usually a small part of the range is read.
+        // "The newest N entries": try the newest (or, forward, oldest) sliver of the range
+        // first, widening eightfold, and stop once a window holds N entries that survive
+        // the pipeline: every entry outside it sorts after every entry inside. With an
+        // `interval`, the entries kept from the window are the first ones kept from the
+        // whole range, so the same holds. At worst about 1.15 times the work of one pass
+        // (a rare match); usually a small part of the range is read.
+        // A literal the needle index can look up already skips most of the range, and a
+        // rare one would make every window read in vain.
         let span = q.end.saturating_sub(q.start);
-        if q.interval == 0 && q.expr.pipeline.is_empty() && span > 64 * MIN_WINDOW {
+        if span > 64 * MIN_WINDOW && !needle_pruned(&q.expr.pipeline) {
             let mut w = (span / 64).max(MIN_WINDOW);
             while w < span {
                 let mut sub = q.clone();
@@ -454,6 +457,7 @@ impl Engine {
     /// windows they fall in.
     async fn range_agg(&self, tenants: &[TenantId], steps: &crate::metric::Steps, spec: crate::metric::RangeSpec<'_>) -> Result<crate::metric::Value, QueryError> {
         let range = spec.range;
+        let spec_observed = spec.observed_labels();
         let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone()).with_budget(self.reservation("range aggregation"));
         let from = steps.start - range.offset - range.range;
         let to = steps.at(steps.n - 1) - range.offset + 1;
@@ -461,9 +465,67 @@ impl Engine {
         if only_line_filters && acc.keyed_by_labels_only() {
             self.range_agg_plain(tenants, &range.log, from, to, &mut acc).await?;
         } else {
-            self.for_each_entry(tenants, &range.log, from, to, &mut |ts, line, labels| acc.add(ts, line.len(), labels)).await?;
+            let observed = spec_observed.map(|names| crate::pipeline::Needed::new(names));
+            self.range_agg_pipeline(tenants, &range.log, from, to, observed, &mut acc).await?;
         }
         Ok(crate::metric::Value::Vector(acc.finish()?))
+    }
+
+    /// [`Self::range_agg`] with a pipeline, run row by row on the scanned columns. When
+    /// only some labels can be observed (`observed`), parsers keep only those and the
+    /// series is found by label set, with nothing copied per entry; an entry with an
+    /// error runs again through the full pipeline, since its series names every label.
+    async fn range_agg_pipeline(
+        &self,
+        tenants: &[TenantId],
+        log: &crate::ast::LogExpr,
+        from: i64,
+        to: i64,
+        observed: Option<crate::pipeline::Needed>,
+        acc: &mut crate::metric::RangeAccumulator<'_>,
+    ) -> Result<(), QueryError> {
+        use futures::StreamExt;
+        if from >= to {
+            return Ok(());
+        }
+        let (df, streams, rest) = self.scan_plan(tenants, log, from, to)?;
+        let full = Pipeline::compile(rest)?;
+        let projected = observed.map(|n| Pipeline::compile(rest).map(|p| p.projected(n))).transpose()?;
+        let mut stream = df.select(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)])?.execute_stream().await?;
+        // The stream labels of the current run of rows.
+        let mut base: Option<(u64, Labels)> = None;
+        while let Some(b) = stream.next().await {
+            let b = b?;
+            let fps = b.column(0).as_primitive::<UInt64Type>();
+            let ts = b.column(1).as_primitive::<Int64Type>();
+            let lines = b.column(2).as_string::<i32>();
+            let meta = b.column(3).as_binary::<i32>();
+            for i in 0..b.num_rows() {
+                let t = ts.value(i);
+                if !acc.covers(t) {
+                    continue;
+                }
+                let fp = fps.value(i);
+                if base.as_ref().is_none_or(|(f, _)| *f != fp) {
+                    let l = streams.lock().unwrap().get(&fp).cloned().ok_or_else(|| QueryError::Internal(format!("row of unknown stream {fp:x}")))?;
+                    base = Some((fp, l));
+                }
+                let Some((_, stream_labels)) = &base else { continue };
+                let md = meta.is_valid(i).then(|| meta.value(i));
+                let entry = || crate::pipeline::EntryLabels::new(stream_labels.iter(), md.into_iter().flat_map(decode_metadata));
+                let line = lines.value(i);
+                if let Some(p) = &projected {
+                    let Some((out, labels)) = p.process(line, entry(), t) else { continue };
+                    if acc.add_observed(t, out.len(), &labels)? {
+                        continue;
+                    }
+                }
+                if let Some((out, labels)) = full.process(line, entry(), t) {
+                    acc.add(t, out.len(), labels.into_pairs())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// [`Self::range_agg`] for a selector with line filters only and no unwrap: an
@@ -582,6 +644,17 @@ impl Engine {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok((out, parts))
     }
+}
+
+/// The leading line filters of a pipeline (run on the raw line, in the scan) and the rest.
+fn split_line_filters(pipeline: &[Stage]) -> (&[Stage], &[Stage]) {
+    pipeline.split_at(pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(pipeline.len()))
+}
+
+/// Whether the needle index can prune for the leading line filters: some `|=` clause
+/// has only literals long enough to look up.
+fn needle_pruned(pipeline: &[Stage]) -> bool {
+    needles(split_line_filters(pipeline).0).iter().any(|clause| clause.iter().all(|lit| !silt_storage::needle::literal_keys(lit.as_bytes()).is_empty()))
 }
 
 /// The literals every line must contain for the leading line filters to keep it: one

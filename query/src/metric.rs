@@ -6,11 +6,11 @@
 //!
 //! Windows are Loki's: the value at step `t` covers `(t - offset - range, t - offset]`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use silt_storage::{Labels, MatchOp};
 
-use crate::ast::{BinOp, Grouping, LogRange, RangeOp, UnwrapConv, VectorMatching, VectorOp};
+use crate::ast::{BinOp, Grouping, LogRange, RangeOp, Stage, UnwrapConv, VectorMatching, VectorOp};
 use crate::error::QueryError;
 
 /// Step timestamps of a query: `start + k*step <= end` (one step for an instant query).
@@ -186,6 +186,43 @@ pub(crate) struct RangeSpec<'a> {
     pub merge: Option<Option<&'a Grouping>>,
 }
 
+impl<'a> RangeSpec<'a> {
+    /// The labels the samples' series and values can depend on, when that is a known
+    /// set: the `by` labels of the grouping that decides the series, the unwrapped label,
+    /// and the labels filters read. `None` when any label may matter (no grouping,
+    /// `without`, or a stage that reads labels by template, `keep`/`drop`, `unpack`).
+    /// Error labels always matter and are not listed.
+    pub fn observed_labels(&self) -> Option<Vec<&'a str>> {
+        let mut out: Vec<&'a str> = Vec::new();
+        if self.labels_needed && self.op != RangeOp::AbsentOverTime {
+            let by = match self.merge {
+                Some(None) => None,
+                Some(Some(g)) if !g.without => Some(g),
+                _ => match self.grouping {
+                    Some(g) if !g.without => Some(g),
+                    _ => return None,
+                },
+            };
+            out.extend(by.into_iter().flat_map(|g| g.labels.iter().map(String::as_str)));
+        }
+        let r: &'a LogRange = self.range;
+        for stage in &r.log.pipeline {
+            match stage {
+                Stage::LabelFilter(f) => crate::pipeline::filter_names(f, &mut out),
+                Stage::LineFormat(_) | Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_) | Stage::Unpack => return None,
+                _ => {}
+            }
+        }
+        if let Some(u) = &r.unwrap {
+            out.push(&u.label);
+            for f in &u.post_filters {
+                crate::pipeline::filter_names(f, &mut out);
+            }
+        }
+        Some(out)
+    }
+}
+
 /// Whether `op by (g) (range_op(...))` equals `range_op` over the samples regrouped by `g`:
 /// true for sums of additive range functions and for min/max of min/max. Then the
 /// vector aggregation's grouping can be pushed into the range accumulator.
@@ -234,6 +271,8 @@ pub(crate) struct RangeAccumulator<'a> {
     windows: Vec<SeriesWindows>,
     any: Vec<bool>,
     budget: Option<Budget>,
+    /// Series of each label set seen by [`Self::add_observed`], by a hash of the set.
+    by_label_set: HashMap<u64, Vec<(Vec<(String, String)>, usize)>, silt_storage::prehashed::Prehashed>,
 }
 
 /// Memory the metric engine holds for one query, counted against the query's pool
@@ -262,7 +301,7 @@ impl Budget {
 impl<'a> RangeAccumulator<'a> {
     pub fn new(spec: RangeSpec<'a>, steps: Steps) -> Self {
         let n = steps.n;
-        RangeAccumulator { spec, steps, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None }
+        RangeAccumulator { spec, steps, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None, by_label_set: HashMap::default() }
     }
 
     /// Counts the series and samples held against `budget`.
@@ -304,6 +343,53 @@ impl<'a> RangeAccumulator<'a> {
         }
         let i = self.series_index(&self.series_key(labels)?)?;
         self.add_at(i, ts, value)
+    }
+
+    /// [`Self::add`] for an entry whose labels are those [`RangeSpec::observed_labels`]
+    /// names (with stream labels and metadata), without copying them: the series is found
+    /// by a hash of the label set. Returns false, adding nothing, when the entry has an
+    /// error or its unwrapped value does not convert: its series then names all its
+    /// labels, so the caller passes it to [`Self::add`] with the full pipeline's labels.
+    pub fn add_observed(&mut self, ts: i64, line_len: usize, labels: &crate::pipeline::EntryLabels<'_>) -> Result<bool, QueryError> {
+        if !self.covers(ts) {
+            return Ok(true);
+        }
+        if labels.has_error() {
+            return Ok(false);
+        }
+        let r = self.spec.range;
+        let value = match &r.unwrap {
+            Some(u) => {
+                let Some(raw) = labels.get(&u.label).filter(|v| !v.is_empty()) else { return Ok(true) };
+                let Ok(v) = convert(u.conv, raw) else { return Ok(false) };
+                if !u.post_filters.iter().all(|f| crate::pipeline::label_filter_keeps(f, labels)) {
+                    return Ok(true);
+                }
+                v
+            }
+            None => self.plain_value(line_len),
+        };
+        // Label names are unique in an entry, so a sum of per-label hashes identifies the
+        // set whatever the order; a hit is confirmed by comparing the labels.
+        let h = labels.iter().fold(0u64, |acc, (n, v)| acc.wrapping_add(xxhash_rust::xxh3::xxh3_64_with_seed(v.as_bytes(), xxhash_rust::xxh3::xxh3_64(n.as_bytes()))));
+        let n = labels.iter().count();
+        let bucket = self.by_label_set.entry(h).or_default();
+        let hit = bucket.iter().find(|(set, _)| set.len() == n && labels.iter().all(|(a, b)| set.iter().any(|(x, y)| x == a && y == b)));
+        let i = match hit {
+            Some((_, i)) => *i,
+            None => {
+                let pairs: Vec<(String, String)> = labels.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+                let bytes = 64 + pairs.iter().map(|(a, b)| a.len() + b.len() + 48).sum::<usize>();
+                let i = self.series_index(&self.series_key(pairs.clone())?)?;
+                self.by_label_set.entry(h).or_default().push((pairs, i));
+                if let Some(b) = &mut self.budget {
+                    b.grow(bytes)?;
+                }
+                i
+            }
+        };
+        self.add_at(i, ts, value)?;
+        Ok(true)
     }
 
     /// Whether a sample at `ts` falls in any step's window (one that does not is not

@@ -147,7 +147,7 @@ impl ScalarUDFImpl for PipelineUdf {
             let Some(base) = streams.get(&stream.value(i)) else { return exec_err!("row of unknown stream") };
             let md = if meta.is_valid(i) { Some(meta.value(i)) } else { None };
             let labels = crate::pipeline::EntryLabels::new(base.iter(), md.into_iter().flat_map(silt_storage::codec::decode_metadata));
-            match self.pipeline.process(line.value(i).to_string(), labels, ts.value(i)) {
+            match self.pipeline.process(line.value(i), labels, ts.value(i)) {
                 Some((l, ls)) => {
                     out_line.append_value(&l);
                     buf.clear();

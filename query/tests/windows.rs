@@ -41,3 +41,52 @@ async fn newest_and_oldest_n_over_long_ranges() {
         assert_eq!(lines, want, "limit {limit} {direction:?}");
     }
 }
+
+/// The same with a pipeline that keeps a few entries, and with `interval`: the windows
+/// widen until enough entries survive, and thinning by interval starts the same way.
+#[tokio::test]
+async fn windows_with_pipelines_and_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t: TenantId = "fake".parse().unwrap();
+    let t0 = 1_768_518_000_000_000_000i64;
+    let min = 60_000_000_000i64;
+    let mut entries = Vec::new();
+    let mut all = Vec::new();
+    for k in 0..6000i64 {
+        let ts = t0 + k * min / 10;
+        // One entry in 97 is slow; they thin out towards the end.
+        let slow = k % 97 == 0 && (k < 5000 || k % 2 == 0);
+        let line = format!(r#"{{"k":{k},"ms":{}}}"#, if slow { 900 } else { 5 });
+        entries.push(PushEntry { ts, line: line.clone(), metadata: vec![] });
+        all.push((ts, line, slow));
+    }
+    store.push(&t, PushRequest { streams: vec![PushStream { labels: Labels::from_pairs([("app", "a")]).unwrap(), entries }] }, &IngestLimits::unlimited()).await.unwrap();
+    store.flush().await.unwrap();
+    let engine = Engine::new(store);
+    let end = t0 + 600 * min;
+    let Expr::Log(slow) = parse(r#"{app="a"} | json | ms > 100"#).unwrap() else { panic!() };
+    let Expr::Log(plain) = parse(r#"{app="a"}"#).unwrap() else { panic!() };
+    let lines = |got: Vec<silt_query::StreamResult>| {
+        let mut v: Vec<(i64, String)> = got.iter().flat_map(|s| s.entries.iter().map(|e| (e.ts, e.line.clone()))).collect();
+        v.sort();
+        v
+    };
+    for limit in [3, 20, 100] {
+        let q = LogQuery { expr: slow.clone(), start: t0, end, limit, direction: Direction::Backward, interval: 0, categorize: false };
+        let want: Vec<(i64, String)> = all.iter().filter(|e| e.2).map(|e| (e.0, e.1.clone())).collect();
+        let want = want[want.len().saturating_sub(limit)..].to_vec();
+        assert_eq!(lines(engine.log_query(std::slice::from_ref(&t), &q).await.unwrap()), want, "limit {limit}");
+    }
+    // interval: the newest entry, then each one at least 7 minutes older than the last kept.
+    let interval = 7 * min;
+    let q = LogQuery { expr: plain, start: t0, end, limit: 10, direction: Direction::Backward, interval, categorize: false };
+    let mut want = Vec::new();
+    for e in all.iter().rev() {
+        if want.len() < 10 && want.last().is_none_or(|(l, _): &(i64, String)| e.0 <= l - interval) {
+            want.push((e.0, e.1.clone()));
+        }
+    }
+    want.sort();
+    assert_eq!(lines(engine.log_query(std::slice::from_ref(&t), &q).await.unwrap()), want);
+}

@@ -139,7 +139,7 @@ impl FieldParsers {
     fn parse(&self, line: &str, stream: &silt_storage::Labels, ts: i64) -> Option<(&'static str, Vec<(String, String)>)> {
         for (name, p) in [("json", &self.json), ("logfmt", &self.logfmt)] {
             let labels = EntryLabels::new(stream.iter(), std::iter::empty());
-            if let Some((_, out)) = p.process(line.to_string(), labels, ts) {
+            if let Some((_, out)) = p.process(line, labels, ts) {
                 if out.has_error() {
                     continue;
                 }

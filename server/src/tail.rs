@@ -137,7 +137,7 @@ async fn stream(state: &AppState, req: &TailRequest, socket: &mut WebSocket, sub
                     }
                     for e in &s.entries {
                         let labels = EntryLabels::new(s.labels.iter(), e.metadata.iter().map(|(a, b)| (a.as_str(), b.as_str())));
-                        if let Some((line, out)) = pipeline.process(e.line.clone(), labels, e.ts) {
+                        if let Some((line, out)) = pipeline.process(e.line.as_str(), labels, e.ts) {
                             let (mut stream, mut metadata, mut parsed) = (Vec::new(), Vec::new(), Vec::new());
                             for (origin, n, v) in out.into_categorized() {
                                 match origin {
@@ -149,7 +149,7 @@ async fn stream(state: &AppState, req: &TailRequest, socket: &mut WebSocket, sub
                             // The stream labels as the pipeline left them (`drop`, `label_format`).
                             let stream = Labels::from_pairs(stream).unwrap_or_else(|_| s.labels.clone());
                             seq += 1;
-                            pending.insert((e.ts, seq), Out { ts: e.ts, line, stream, metadata, parsed });
+                            pending.insert((e.ts, seq), Out { ts: e.ts, line: line.into_owned(), stream, metadata, parsed });
                         }
                     }
                 }

@@ -2,11 +2,12 @@
 //! with `_` (`{"a":{"b":1}}` gives `a_b="1"`), arrays skipped, strings unescaped, numbers
 //! and booleans as written. A small scanner over the bytes: no tree is built.
 
+use std::borrow::Cow;
+
 /// Calls `emit(name, value)` for every scalar of the object in `s`. Errors describe the
 /// first malformed byte.
 pub fn flatten(s: &str, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
-    let b = s.as_bytes();
-    let mut p = Parser { b, i: 0, key: String::new() };
+    let mut p = Parser { s, b: s.as_bytes(), i: 0, key: String::new() };
     p.ws();
     if p.peek() != Some(b'{') {
         // jsonparser's wording, which Loki reports in __error_details__.
@@ -17,13 +18,14 @@ pub fn flatten(s: &str, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> 
 }
 
 struct Parser<'a> {
+    s: &'a str,
     b: &'a [u8],
     i: usize,
     /// The current key path, `a_b_`.
     key: String,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -69,7 +71,8 @@ impl Parser<'_> {
                 Some(_) => {
                     let start = self.i;
                     self.scalar()?;
-                    let raw = std::str::from_utf8(&self.b[start..self.i]).map_err(|e| e.to_string())?;
+                    // Delimited by ASCII bytes, so on character boundaries.
+                    let raw = &self.s[start..self.i];
                     if raw != "null" {
                         emit(&self.key, raw);
                     }
@@ -142,8 +145,8 @@ impl Parser<'_> {
         }
     }
 
-    /// A JSON string, unescaped.
-    fn string(&mut self) -> Result<String, String> {
+    /// A JSON string, unescaped: borrowed from the line when it has no escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
         if self.peek() != Some(b'"') {
             return Err(format!("expected '\"' at offset {}", self.i));
         }
@@ -153,9 +156,10 @@ impl Parser<'_> {
         while let Some(c) = self.peek() {
             match c {
                 b'"' => {
-                    let s = std::str::from_utf8(&self.b[start..self.i]).map_err(|e| e.to_string())?.to_string();
+                    // Quotes are ASCII, so both ends are character boundaries.
+                    let s = &self.s[start..self.i];
                     self.i += 1;
-                    return Ok(s);
+                    return Ok(Cow::Borrowed(s));
                 }
                 b'\\' => break,
                 _ => self.i += 1,
@@ -165,7 +169,7 @@ impl Parser<'_> {
         while let Some(c) = self.peek() {
             self.i += 1;
             match c {
-                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'"' => return String::from_utf8(out).map(Cow::Owned).map_err(|e| e.to_string()),
                 b'\\' => {
                     let e = self.peek().ok_or("unterminated escape")?;
                     self.i += 1;

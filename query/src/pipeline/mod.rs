@@ -11,6 +11,8 @@ mod json;
 pub mod logfmt;
 mod template;
 
+use std::borrow::Cow;
+
 use regex::Regex;
 use silt_storage::{is_valid_label_name, Matcher};
 
@@ -29,32 +31,34 @@ enum Origin {
     Parsed,
 }
 
-/// The labels of one entry while it moves through the pipeline.
+/// The labels of one entry while it moves through the pipeline. Stream labels and
+/// structured metadata are borrowed from where they are stored; only labels a stage
+/// sets are owned.
 #[derive(Debug, Clone, Default)]
-pub struct EntryLabels {
-    labels: Vec<(String, String, Origin)>,
+pub struct EntryLabels<'a> {
+    labels: Vec<(Cow<'a, str>, Cow<'a, str>, Origin)>,
 }
 
-impl EntryLabels {
-    pub fn new<'a>(stream: impl IntoIterator<Item = (&'a str, &'a str)>, metadata: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut labels: Vec<(String, String, Origin)> = stream.into_iter().map(|(n, v)| (n.to_string(), v.to_string(), Origin::Stream)).collect();
+impl<'a> EntryLabels<'a> {
+    pub fn new(stream: impl IntoIterator<Item = (&'a str, &'a str)>, metadata: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>, Origin)> = stream.into_iter().map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v), Origin::Stream)).collect();
         for (n, v) in metadata {
             // Structured metadata named like a stream label is renamed, as Loki does.
-            let name = if labels.iter().any(|l| l.0 == n && l.2 == Origin::Stream) { format!("{n}_extracted") } else { n.to_string() };
+            let name = if labels.iter().any(|l| l.0 == n && l.2 == Origin::Stream) { Cow::Owned(format!("{n}_extracted")) } else { Cow::Borrowed(n) };
             match labels.iter_mut().find(|l| l.0 == name) {
-                Some(l) => l.1 = v.to_string(),
-                None => labels.push((name, v.to_string(), Origin::Metadata)),
+                Some(l) => l.1 = Cow::Borrowed(v),
+                None => labels.push((name, Cow::Borrowed(v), Origin::Metadata)),
             }
         }
         EntryLabels { labels }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.labels.iter().find(|l| l.0 == name).map(|l| l.1.as_str())
+        self.labels.iter().find(|l| l.0 == name).map(|l| l.1.as_ref())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.labels.iter().map(|l| (l.0.as_str(), l.1.as_str()))
+        self.labels.iter().map(|l| (l.0.as_ref(), l.1.as_ref()))
     }
 
     pub fn has_error(&self) -> bool {
@@ -63,23 +67,29 @@ impl EntryLabels {
 
     fn set(&mut self, name: &str, value: &str, origin: Origin) {
         match self.labels.iter_mut().find(|l| l.0 == name) {
-            Some(l) => {
-                l.1.clear();
-                l.1.push_str(value);
-            }
-            None => self.labels.push((name.to_string(), value.to_string(), origin)),
+            Some(l) => match &mut l.1 {
+                Cow::Owned(v) => {
+                    v.clear();
+                    v.push_str(value);
+                }
+                v => *v = Cow::Owned(value.to_string()),
+            },
+            None => self.labels.push((Cow::Owned(name.to_string()), Cow::Owned(value.to_string()), origin)),
         }
     }
 
     /// A label found by a parser: sanitised, renamed `<name>_extracted` if the stream or
-    /// its metadata has it already.
-    fn set_parsed(&mut self, raw_name: &str, value: &str) {
+    /// its metadata has it already, and kept only if `wanted` (see [`Needed`]) wants it.
+    fn set_parsed(&mut self, raw_name: &str, value: &str, wanted: Option<&Needed>) {
         let mut name = sanitize(raw_name);
         if name.is_empty() {
             return;
         }
         if self.labels.iter().any(|l| l.0 == name && l.2 != Origin::Parsed) {
-            name.push_str("_extracted");
+            name.to_mut().push_str("_extracted");
+        }
+        if wanted.is_some_and(|w| !w.names.contains(name.as_ref())) {
+            return;
         }
         self.set(&name, value, Origin::Parsed);
     }
@@ -110,7 +120,7 @@ impl EntryLabels {
                     Origin::Metadata => b'm',
                     Origin::Parsed => b'p',
                 };
-                (c, n, val)
+                (c, n.into_owned(), val.into_owned())
             })
             .collect();
         v.sort_by(|a, b| a.1.cmp(&b.1));
@@ -119,23 +129,56 @@ impl EntryLabels {
 
     /// The final label set, sorted; empty values stay (Loki reports `{a=""}`).
     pub fn into_pairs(self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self.labels.into_iter().map(|l| (l.0, l.1)).collect();
+        let mut v: Vec<(String, String)> = self.labels.into_iter().map(|l| (l.0.into_owned(), l.1.into_owned())).collect();
         v.sort();
         v
     }
 }
 
+/// The labels a query can observe after the pipeline, when that is a known, small set
+/// (a metric query grouped `by` a few labels): parsers then keep only these, and skip
+/// the work of building every other label. Stream labels, structured metadata and the
+/// error labels are always kept.
+#[derive(Debug, Clone, Default)]
+pub struct Needed {
+    /// Final label names (after `_extracted` renaming) to keep.
+    names: std::collections::HashSet<String>,
+    /// The same names as a parser may find them (also without `_extracted`), to drop
+    /// the others before anything is copied.
+    raw: std::collections::HashSet<String>,
+}
+
+impl Needed {
+    pub fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Needed {
+        let mut n = Needed::default();
+        for name in names.into_iter().chain([ERROR_LABEL, ERROR_DETAILS_LABEL]) {
+            n.names.insert(name.to_string());
+            n.raw.insert(name.to_string());
+            if let Some(base) = name.strip_suffix("_extracted") {
+                n.raw.insert(base.to_string());
+            }
+        }
+        n
+    }
+
+    /// Whether a parser's key may become a wanted label. Keys that sanitising changes
+    /// are passed on, to be judged by their final name.
+    fn may_want(&self, raw_name: &str) -> bool {
+        self.raw.contains(raw_name) || !is_valid_label_name(raw_name)
+    }
+}
+
 /// Loki's label name sanitising: characters outside `[a-zA-Z0-9_]` become `_`, and a
 /// leading digit gets a `_` in front.
-pub fn sanitize(name: &str) -> String {
+pub fn sanitize(name: &str) -> Cow<'_, str> {
     if is_valid_label_name(name) {
-        return name.to_string();
+        return Cow::Borrowed(name);
     }
     let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
-    out
+    Cow::Owned(out)
 }
 
 enum Step {
@@ -198,6 +241,8 @@ fn parse_path(expr: &str) -> Result<Vec<PathPart>, QueryError> {
 /// A compiled pipeline, built once per query.
 pub struct Pipeline {
     steps: Vec<Step>,
+    /// Labels to keep from parsers, when only some can be observed (see [`Needed`]).
+    needed: Option<Needed>,
 }
 
 const ANSI: &str = r"[\x1b\x{9b}][\[\]()#;?]*(?:(?:(?:[a-zA-Z\d]*(?:;[a-zA-Z\d]*)*)?\x07)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PRZcf-ntqry=><~]))";
@@ -240,15 +285,28 @@ impl Pipeline {
                 ),
             });
         }
-        Ok(Pipeline { steps })
+        Ok(Pipeline { steps, needed: None })
+    }
+
+    /// The same pipeline with parsers keeping only the `needed` labels. The caller
+    /// vouches that nothing else is observed: the stages after the parsers look only at
+    /// those labels (no templates, no `keep`/`drop`), and an entry with an error is
+    /// re-run through the full pipeline if its other labels are reported.
+    pub fn projected(mut self, needed: Needed) -> Pipeline {
+        self.needed = Some(needed);
+        self
     }
 
     pub fn is_noop(&self) -> bool {
         self.steps.is_empty()
     }
 
-    /// Runs the pipeline on one entry (`ts` in Unix ns). `None` when a stage filtered it out.
-    pub fn process(&self, mut line: String, mut labels: EntryLabels, ts: i64) -> Option<(String, EntryLabels)> {
+    /// Runs the pipeline on one entry (`ts` in Unix ns). `None` when a stage filtered it
+    /// out. The line is borrowed until a stage rewrites it.
+    pub fn process<'a>(&self, line: impl Into<Cow<'a, str>>, mut labels: EntryLabels<'a>, ts: i64) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
+        let mut line: Cow<'a, str> = line.into();
+        let wanted = self.needed.as_ref();
+        let may_want = |k: &str| wanted.is_none_or(|w| w.may_want(k));
         for step in &self.steps {
             match step {
                 Step::Line(f) => {
@@ -257,11 +315,18 @@ impl Pipeline {
                     }
                 }
                 Step::Json(params) if params.is_empty() => {
+                    // Kept aside until the whole line parsed: a malformed line gets the
+                    // error and none of its labels.
                     let mut found: Vec<(String, String)> = Vec::new();
-                    match json::flatten(&line, &mut |k, v| found.push((k.to_string(), v.to_string()))) {
+                    let r = json::flatten(&line, &mut |k, v| {
+                        if may_want(k) {
+                            found.push((k.to_string(), v.to_string()))
+                        }
+                    });
+                    match r {
                         Ok(()) => {
                             for (k, v) in found {
-                                labels.set_parsed(&k, &v);
+                                labels.set_parsed(&k, &v, wanted);
                             }
                         }
                         Err(e) => labels.set_error("JSONParserErr", Some(&e)),
@@ -274,9 +339,9 @@ impl Pipeline {
                         Ok(()) => {
                             for (k, v) in found {
                                 match v {
-                                    Some(v) => labels.set_parsed(&k, &v),
+                                    Some(v) => labels.set_parsed(&k, &v, wanted),
                                     // A path with no value gives "", unless the label exists.
-                                    None if labels.get(&k).is_none() => labels.set_parsed(&k, ""),
+                                    None if labels.get(&k).is_none() => labels.set_parsed(&k, "", wanted),
                                     None => {}
                                 }
                             }
@@ -286,34 +351,38 @@ impl Pipeline {
                 }
                 Step::Logfmt { strict, keep_empty, params } => {
                     let mut found: Vec<(String, String)> = Vec::new();
-                    let r = logfmt::parse(&line, *strict, &mut |k, v| found.push((k.to_string(), v.to_string())));
+                    let r = logfmt::parse(&line, *strict, &mut |k, v| {
+                        if !params.is_empty() || may_want(k) {
+                            found.push((k.to_string(), v.to_string()))
+                        }
+                    });
                     if let Err(e) = r {
                         labels.set_error("LogfmtParserErr", Some(&e));
                     }
                     if params.is_empty() {
                         for (k, v) in found {
                             if *keep_empty || !v.is_empty() {
-                                labels.set_parsed(&k, &v);
+                                labels.set_parsed(&k, &v, wanted);
                             }
                         }
                     } else {
                         // With extraction params every named label exists, "" when absent.
                         for (name, key) in params {
                             let v = found.iter().rev().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
-                            labels.set_parsed(name, v);
+                            labels.set_parsed(name, v, wanted);
                         }
                     }
                 }
                 Step::Regexp(re) => {
                     if let Some(c) = re.captures(&line) {
                         for name in re.capture_names().flatten() {
-                            labels.set_parsed(name, c.name(name).map_or("", |m| m.as_str()));
+                            labels.set_parsed(name, c.name(name).map_or("", |m| m.as_str()), wanted);
                         }
                     }
                 }
                 Step::Pattern(p) => {
                     for (name, value) in match_pattern(p, &line) {
-                        labels.set_parsed(name, value);
+                        labels.set_parsed(name, value, wanted);
                     }
                 }
                 Step::Unpack => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line) {
@@ -323,10 +392,10 @@ impl Pipeline {
                         if let Some(serde_json::Value::String(entry)) = obj.get("_entry") {
                             for (k, v) in &obj {
                                 if let (false, serde_json::Value::String(v)) = (k == "_entry", v) {
-                                    labels.set_parsed(k, v);
+                                    labels.set_parsed(k, v, wanted);
                                 }
                             }
-                            line = entry.clone();
+                            line = Cow::Owned(entry.clone());
                         }
                     }
                     Err(e) => labels.set_error("JSONParserErr", Some(&e.to_string())),
@@ -345,12 +414,12 @@ impl Pipeline {
                     labels.retain(|n, v| n == ERROR_LABEL || n == ERROR_DETAILS_LABEL || names.iter().any(|m| named_matches(m, n, v)))
                 }
                 Step::Decolorize(re) => {
-                    if let std::borrow::Cow::Owned(s) = re.replace_all(&line, "") {
-                        line = s;
+                    if let Cow::Owned(s) = re.replace_all(&line, "") {
+                        line = Cow::Owned(s);
                     }
                 }
                 Step::LineFormat(t) => match t.render(labels.iter(), &line, ts) {
-                    Ok(l) => line = l,
+                    Ok(l) => line = Cow::Owned(l),
                     Err(e) => labels.set_error("TemplateFormatErr", Some(&e)),
                 },
                 Step::LabelFormat(fmts) => {
@@ -492,6 +561,18 @@ fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<Str
             *op,
             *value as f64,
         ),
+    }
+}
+
+/// The label names a label filter reads.
+pub(crate) fn filter_names<'f>(f: &'f LabelFilter, out: &mut Vec<&'f str>) {
+    match f {
+        LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+            filter_names(a, out);
+            filter_names(b, out);
+        }
+        LabelFilter::Str(m) => out.push(&m.name),
+        LabelFilter::Ip { name, .. } | LabelFilter::Number { name, .. } | LabelFilter::Duration { name, .. } | LabelFilter::Bytes { name, .. } => out.push(name),
     }
 }
 

@@ -4,7 +4,7 @@ use crate::parser::parse;
 fn run(q: &str, line: &str, stream: &[(&str, &str)], meta: &[(&str, &str)]) -> Option<(String, Vec<(String, String)>)> {
     let crate::ast::Expr::Log(l) = parse(q).unwrap() else { panic!("log query expected") };
     let p = Pipeline::compile(&l.pipeline).unwrap();
-    p.process(line.to_string(), EntryLabels::new(stream.iter().copied(), meta.iter().copied()), 1_700_000_000_123_000_000).map(|(l, ls)| (l, ls.into_pairs()))
+    p.process(line, EntryLabels::new(stream.iter().copied(), meta.iter().copied()), 1_700_000_000_123_000_000).map(|(l, ls)| (l.into_owned(), ls.into_pairs()))
 }
 
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
