@@ -3,7 +3,7 @@
 //! the scan is [`LogTable`], line filters one UDF, and DataFusion's sort with a fetch
 //! keeps only `limit` rows in memory however many lines match.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
@@ -102,8 +102,13 @@ impl Engine {
         Engine { store: self.store.clone(), memory_limit: self.memory_limit, pool: Some(pool) }
     }
 
-    fn pool(&self) -> Arc<dyn MemoryPool> {
+    pub(crate) fn pool(&self) -> Arc<dyn MemoryPool> {
         self.pool.clone().unwrap_or_else(|| self.for_query().pool.expect("for_query sets a pool"))
+    }
+
+    /// The per-query memory limit (0: none).
+    pub(crate) fn memory_limit(&self) -> usize {
+        self.memory_limit
     }
 
     /// A reservation in the query's pool, for memory the engine holds itself.
@@ -121,7 +126,7 @@ impl Engine {
     /// The start of every plan: the table for the selector, the time range, and the line
     /// filters that come before any other stage, as one cheap predicate on the raw line.
     /// Returns the plan, the stream labels it will see, and the rest of the pipeline.
-    fn scan_plan<'e>(
+    pub(crate) fn scan_plan<'e>(
         &self,
         tenants: &[TenantId],
         log: &'e crate::ast::LogExpr,
@@ -452,147 +457,6 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Evaluates one range aggregation: one pass over its log query, samples added to the
-    /// windows they fall in.
-    async fn range_agg(&self, tenants: &[TenantId], steps: &crate::metric::Steps, spec: crate::metric::RangeSpec<'_>) -> Result<crate::metric::Value, QueryError> {
-        let range = spec.range;
-        let spec_observed = spec.observed_labels();
-        let mut acc = crate::metric::RangeAccumulator::new(spec, steps.clone()).with_budget(self.reservation("range aggregation"));
-        let from = steps.start - range.offset - range.range;
-        let to = steps.at(steps.n - 1) - range.offset + 1;
-        let only_line_filters = range.log.pipeline.iter().all(|s| matches!(s, Stage::LineFilter(_)));
-        if only_line_filters && acc.keyed_by_labels_only() {
-            self.range_agg_plain(tenants, &range.log, from, to, &mut acc).await?;
-        } else {
-            let observed = spec_observed.map(|names| crate::pipeline::Needed::new(names));
-            self.range_agg_pipeline(tenants, &range.log, from, to, observed, &mut acc).await?;
-        }
-        Ok(crate::metric::Value::Vector(acc.finish()?))
-    }
-
-    /// [`Self::range_agg`] with a pipeline, run row by row on the scanned columns. When
-    /// only some labels can be observed (`observed`), parsers keep only those and the
-    /// series is found by label set, with nothing copied per entry; an entry with an
-    /// error runs again through the full pipeline, since its series names every label.
-    async fn range_agg_pipeline(
-        &self,
-        tenants: &[TenantId],
-        log: &crate::ast::LogExpr,
-        from: i64,
-        to: i64,
-        observed: Option<crate::pipeline::Needed>,
-        acc: &mut crate::metric::RangeAccumulator<'_>,
-    ) -> Result<(), QueryError> {
-        use futures::StreamExt;
-        if from >= to {
-            return Ok(());
-        }
-        let (df, streams, rest) = self.scan_plan(tenants, log, from, to)?;
-        let full = Pipeline::compile(rest)?;
-        let projected = observed.map(|n| Pipeline::compile(rest).map(|p| p.projected(n))).transpose()?;
-        let mut stream = df.select(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)])?.execute_stream().await?;
-        // The stream labels of the current run of rows.
-        let mut base: Option<(u64, Labels)> = None;
-        while let Some(b) = stream.next().await {
-            let b = b?;
-            let fps = b.column(0).as_primitive::<UInt64Type>();
-            let ts = b.column(1).as_primitive::<Int64Type>();
-            let lines = b.column(2).as_string::<i32>();
-            let meta = b.column(3).as_binary::<i32>();
-            for i in 0..b.num_rows() {
-                let t = ts.value(i);
-                if !acc.covers(t) {
-                    continue;
-                }
-                let fp = fps.value(i);
-                if base.as_ref().is_none_or(|(f, _)| *f != fp) {
-                    let l = streams.lock().unwrap().get(&fp).cloned().ok_or_else(|| QueryError::Internal(format!("row of unknown stream {fp:x}")))?;
-                    base = Some((fp, l));
-                }
-                let Some((_, stream_labels)) = &base else { continue };
-                let md = meta.is_valid(i).then(|| meta.value(i));
-                let entry = || crate::pipeline::EntryLabels::new(stream_labels.iter(), md.into_iter().flat_map(decode_metadata));
-                let line = lines.value(i);
-                if let Some(p) = &projected {
-                    let Some((out, labels)) = p.process(line, entry(), t) else { continue };
-                    if acc.add_observed(t, out.len(), &labels)? {
-                        continue;
-                    }
-                }
-                if let Some((out, labels)) = full.process(line, entry(), t) {
-                    acc.add(t, out.len(), labels.into_pairs())?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// [`Self::range_agg`] for a selector with line filters only and no unwrap: an
-    /// entry's labels are its stream's and its structured metadata, so its series is
-    /// worked out once per distinct (stream, metadata) and each row costs a lookup. Reads
-    /// `stream`, `ts`, `metadata`, and `line` only to filter or to measure it.
-    async fn range_agg_plain(&self, tenants: &[TenantId], log: &crate::ast::LogExpr, from: i64, to: i64, acc: &mut crate::metric::RangeAccumulator<'_>) -> Result<(), QueryError> {
-        use futures::StreamExt;
-        if from >= to {
-            return Ok(());
-        }
-        let (df, streams, _) = self.scan_plan(tenants, log, from, to)?;
-        let with_len = acc.needs_line_len();
-        let mut cols = vec![col(COL_STREAM), col(COL_TS), col(COL_METADATA)];
-        if with_len {
-            cols.push(col(COL_LINE));
-        }
-        let mut stream = df.select(cols)?.execute_stream().await?;
-        // The series of each (stream, metadata bytes) seen, by a hash of the two; the
-        // bytes are compared on a hit, so a collision costs a miss, never a wrong series.
-        let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, silt_storage::prehashed::Prehashed> = HashMap::default();
-        // The previous row's stream, metadata and series (the buffer is reused).
-        let (mut last_fp, mut last_m, mut last_s) = (None, Vec::new(), 0);
-        while let Some(b) = stream.next().await {
-            let b = b?;
-            let fps = b.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
-            let ts = b.column(1).as_primitive::<Int64Type>();
-            let meta = b.column(2).as_binary::<i32>();
-            let lines = with_len.then(|| b.column(3).as_string::<i32>());
-            for i in 0..b.num_rows() {
-                // As the general path: a sample outside every window creates no series.
-                if !acc.covers(ts.value(i)) {
-                    continue;
-                }
-                let fp = fps.value(i);
-                let m: &[u8] = if meta.is_valid(i) { meta.value(i) } else { &[] };
-                // Rows come in runs of one stream, often with the same metadata.
-                let series = match last_fp {
-                    Some(lfp) if lfp == fp && last_m.as_slice() == m => last_s,
-                    _ => {
-                        let h = xxhash_rust::xxh3::xxh3_64_with_seed(m, fp);
-                        let bucket = seen.entry(h).or_default();
-                        let s = match bucket.iter().find(|(f, bm, _)| *f == fp && bm.as_slice() == m) {
-                            Some((_, _, s)) => *s,
-                            None => {
-                                let labels = streams.lock().unwrap().get(&fp).cloned().unwrap_or_default();
-                                let entry = crate::pipeline::EntryLabels::new(labels.iter(), decode_metadata(m));
-                                let s = acc.series_index(&acc.series_key(entry.into_pairs())?)?;
-                                bucket.push((fp, m.to_vec(), s));
-                                s
-                            }
-                        };
-                        last_fp = Some(fp);
-                        last_m.clear();
-                        last_m.extend_from_slice(m);
-                        last_s = s;
-                        s
-                    }
-                };
-                let len = lines.map_or(0, |l| l.value(i).len());
-                acc.add_at(series, ts.value(i), acc.plain_value(len))?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Entries and bytes of one stream in a time range (for `/index/stats` and `/index/volume`).
 #[derive(Debug, Clone, Default)]
 pub struct StreamVolume {
@@ -647,7 +511,7 @@ impl Engine {
 }
 
 /// The leading line filters of a pipeline (run on the raw line, in the scan) and the rest.
-fn split_line_filters(pipeline: &[Stage]) -> (&[Stage], &[Stage]) {
+pub(crate) fn split_line_filters(pipeline: &[Stage]) -> (&[Stage], &[Stage]) {
     pipeline.split_at(pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(pipeline.len()))
 }
 

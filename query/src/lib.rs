@@ -14,6 +14,7 @@ pub mod line_filter;
 mod metric;
 mod parser;
 pub mod provider;
+mod range_scan;
 mod udf;
 
 pub use engine::{Direction, Engine, EntryResult, LogQuery, MetricResult, StreamResult, StreamVolume, DEFAULT_QUERY_MEMORY};

@@ -98,6 +98,37 @@ impl Acc {
         self.m2 += d * (v - self.mean);
     }
 
+    /// Adds the samples `o` gathered (Chan et al.'s pairwise update for mean and
+    /// variance), as if they had been added here one by one.
+    fn merge(&mut self, o: &Acc) {
+        if o.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = o.clone();
+            return;
+        }
+        if o.min < self.min || self.min.is_nan() {
+            self.min = o.min;
+        }
+        if o.max > self.max || self.max.is_nan() {
+            self.max = o.max;
+        }
+        if o.first.0 < self.first.0 {
+            self.first = o.first;
+        }
+        if o.last.0 >= self.last.0 {
+            self.last = o.last;
+        }
+        let (na, nb) = (self.n as f64, o.n as f64);
+        let n = na + nb;
+        let d = o.mean - self.mean;
+        self.mean += d * nb / n;
+        self.m2 += o.m2 + d * d * na * nb / n;
+        self.sum += o.sum;
+        self.n += o.n;
+    }
+
     /// The value of the window. `window` holds its samples in time order, for the two
     /// functions that need them (quantile_over_time, rate_counter); else it may be empty.
     fn finish(&self, op: RangeOp, param: Option<f64>, range_s: f64, unwrapped: bool, window: &[(i64, f64)]) -> f64 {
@@ -186,25 +217,67 @@ pub(crate) struct RangeSpec<'a> {
     pub merge: Option<Option<&'a Grouping>>,
 }
 
+/// A [`RangeSpec`] owning what it refers to, for a worker thread.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedRangeSpec {
+    range: LogRange,
+    op: RangeOp,
+    param: Option<f64>,
+    grouping: Option<Grouping>,
+    labels_needed: bool,
+    merge: Option<Option<Grouping>>,
+}
+
+impl OwnedRangeSpec {
+    pub fn spec(&self) -> RangeSpec<'_> {
+        RangeSpec {
+            range: &self.range,
+            op: self.op,
+            param: self.param,
+            grouping: self.grouping.as_ref(),
+            labels_needed: self.labels_needed,
+            merge: self.merge.as_ref().map(Option::as_ref),
+        }
+    }
+}
+
 impl<'a> RangeSpec<'a> {
+    pub fn owned(&self) -> OwnedRangeSpec {
+        OwnedRangeSpec {
+            range: self.range.clone(),
+            op: self.op,
+            param: self.param,
+            grouping: self.grouping.cloned(),
+            labels_needed: self.labels_needed,
+            merge: self.merge.map(|g| g.cloned()),
+        }
+    }
+
+    /// The labels a sample's series is a function of, when that is a known set: the
+    /// `by` labels of the grouping that decides the series (none at all when every
+    /// sample lands in one series). `None` without grouping or with `without`.
+    pub fn key_labels(&self) -> Option<Vec<&'a str>> {
+        if !self.labels_needed || self.op == RangeOp::AbsentOverTime {
+            return Some(Vec::new());
+        }
+        let by = match self.merge {
+            Some(None) => None,
+            Some(Some(g)) if !g.without => Some(g),
+            _ => match self.grouping {
+                Some(g) if !g.without => Some(g),
+                _ => return None,
+            },
+        };
+        Some(by.into_iter().flat_map(|g| g.labels.iter().map(String::as_str)).collect())
+    }
+
     /// The labels the samples' series and values can depend on, when that is a known
     /// set: the `by` labels of the grouping that decides the series, the unwrapped label,
     /// and the labels filters read. `None` when any label may matter (no grouping,
     /// `without`, or a stage that reads labels by template, `keep`/`drop`, `unpack`).
     /// Error labels always matter and are not listed.
     pub fn observed_labels(&self) -> Option<Vec<&'a str>> {
-        let mut out: Vec<&'a str> = Vec::new();
-        if self.labels_needed && self.op != RangeOp::AbsentOverTime {
-            let by = match self.merge {
-                Some(None) => None,
-                Some(Some(g)) if !g.without => Some(g),
-                _ => match self.grouping {
-                    Some(g) if !g.without => Some(g),
-                    _ => return None,
-                },
-            };
-            out.extend(by.into_iter().flat_map(|g| g.labels.iter().map(String::as_str)));
-        }
+        let mut out = self.key_labels()?;
         let r: &'a LogRange = self.range;
         for stage in &r.log.pipeline {
             match stage {
@@ -247,6 +320,15 @@ struct SeriesWindows {
 }
 
 impl SeriesWindows {
+    fn merge(&mut self, o: SeriesWindows) {
+        for (j, a) in o.accs.iter().enumerate() {
+            if a.n > 0 {
+                self.slot(o.first + j).merge(a);
+            }
+        }
+        self.samples.extend(o.samples);
+    }
+
     fn slot(&mut self, k: usize) -> &mut Acc {
         if self.accs.is_empty() {
             self.first = k;
@@ -271,8 +353,22 @@ pub(crate) struct RangeAccumulator<'a> {
     windows: Vec<SeriesWindows>,
     any: Vec<bool>,
     budget: Option<Budget>,
-    /// Series of each label set seen by [`Self::add_observed`], by a hash of the set.
-    by_label_set: HashMap<u64, Vec<(Vec<(String, String)>, usize)>, silt_storage::prehashed::Prehashed>,
+    /// The budgets of merged [`Partial`]s: what they counted is held here now.
+    merged_budgets: Vec<Budget>,
+    /// The labels the series is a function of (see [`RangeSpec::key_labels`]).
+    key_labels: Option<Vec<&'a str>>,
+    /// Series of each combination of `key_labels` values seen by [`Self::add_observed`],
+    /// by a hash of the values.
+    by_key: HashMap<u64, Vec<(Vec<Option<String>>, usize)>, silt_storage::prehashed::Prehashed>,
+}
+
+/// The series and windows one [`RangeAccumulator`] gathered (see
+/// [`RangeAccumulator::into_partial`]).
+pub(crate) struct Partial {
+    series: BTreeMap<Labels, usize>,
+    windows: Vec<SeriesWindows>,
+    any: Vec<bool>,
+    budget: Option<Budget>,
 }
 
 /// Memory the metric engine holds for one query, counted against the query's pool
@@ -301,7 +397,12 @@ impl Budget {
 impl<'a> RangeAccumulator<'a> {
     pub fn new(spec: RangeSpec<'a>, steps: Steps) -> Self {
         let n = steps.n;
-        RangeAccumulator { spec, steps, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None, by_label_set: HashMap::default() }
+        let key_labels = spec.key_labels();
+        RangeAccumulator { spec, steps, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None, merged_budgets: Vec::new(), key_labels, by_key: HashMap::default() }
+    }
+
+    pub fn spec(&self) -> &RangeSpec<'a> {
+        &self.spec
     }
 
     /// Counts the series and samples held against `budget`.
@@ -369,19 +470,22 @@ impl<'a> RangeAccumulator<'a> {
             }
             None => self.plain_value(line_len),
         };
-        // Label names are unique in an entry, so a sum of per-label hashes identifies the
-        // set whatever the order; a hit is confirmed by comparing the labels.
-        let h = labels.iter().fold(0u64, |acc, (n, v)| acc.wrapping_add(xxhash_rust::xxh3::xxh3_64_with_seed(v.as_bytes(), xxhash_rust::xxh3::xxh3_64(n.as_bytes()))));
-        let n = labels.iter().count();
-        let bucket = self.by_label_set.entry(h).or_default();
-        let hit = bucket.iter().find(|(set, _)| set.len() == n && labels.iter().all(|(a, b)| set.iter().any(|(x, y)| x == a && y == b)));
+        // The series is a function of the key labels' values: found by a hash of them,
+        // a hit confirmed by comparing them.
+        let names = self.key_labels.as_deref().ok_or_else(|| QueryError::Internal("add_observed without key labels".into()))?;
+        let h = names.iter().fold(0u64, |acc, n| {
+            let v = labels.get(n);
+            xxhash_rust::xxh3::xxh3_64_with_seed(v.unwrap_or("").as_bytes(), acc.wrapping_add(v.is_some() as u64))
+        });
+        let hit = self.by_key.get(&h).and_then(|bucket| bucket.iter().find(|(vals, _)| vals.iter().zip(names).all(|(v, n)| v.as_deref() == labels.get(n))));
         let i = match hit {
             Some((_, i)) => *i,
             None => {
+                let vals: Vec<Option<String>> = names.iter().map(|n| labels.get(n).map(str::to_string)).collect();
                 let pairs: Vec<(String, String)> = labels.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-                let bytes = 64 + pairs.iter().map(|(a, b)| a.len() + b.len() + 48).sum::<usize>();
-                let i = self.series_index(&self.series_key(pairs.clone())?)?;
-                self.by_label_set.entry(h).or_default().push((pairs, i));
+                let i = self.series_index(&self.series_key(pairs)?)?;
+                let bytes = 64 + vals.iter().map(|v| v.as_ref().map_or(0, String::len) + 24).sum::<usize>();
+                self.by_key.entry(h).or_default().push((vals, i));
                 if let Some(b) = &mut self.budget {
                     b.grow(bytes)?;
                 }
@@ -492,6 +596,35 @@ impl<'a> RangeAccumulator<'a> {
                 b.grow(bytes)?;
             }
         }
+        Ok(())
+    }
+
+    /// What was gathered, without the spec: one worker's share of a query, for
+    /// [`Self::merge`] into the query's accumulator.
+    pub fn into_partial(self) -> Partial {
+        Partial { series: self.series, windows: self.windows, any: self.any, budget: self.budget }
+    }
+
+    /// Adds a partial gathered by another accumulator of the same spec and steps.
+    pub fn merge(&mut self, p: Partial) -> Result<(), QueryError> {
+        if p.any.len() != self.any.len() {
+            return Err(QueryError::Internal("merging range aggregations over different steps".into()));
+        }
+        let mut windows = p.windows;
+        for (labels, oi) in p.series {
+            let w = std::mem::take(&mut windows[oi]);
+            match self.series.get(&labels) {
+                Some(&i) => self.windows[i].merge(w),
+                None => {
+                    self.series.insert(labels, self.windows.len());
+                    self.windows.push(w);
+                }
+            }
+        }
+        for (a, b) in self.any.iter_mut().zip(p.any) {
+            *a |= b;
+        }
+        self.merged_budgets.extend(p.budget);
         Ok(())
     }
 

@@ -153,17 +153,14 @@ impl<'a> Parser<'a> {
         self.i += 1;
         let start = self.i;
         // Fast path: no escapes.
-        while let Some(c) = self.peek() {
-            match c {
-                b'"' => {
-                    // Quotes are ASCII, so both ends are character boundaries.
-                    let s = &self.s[start..self.i];
-                    self.i += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                _ => self.i += 1,
+        match quote_or_backslash(&self.b[start..]) {
+            Some(n) if self.b[start + n] == b'"' => {
+                // Quotes are ASCII, so both ends are character boundaries.
+                self.i = start + n + 1;
+                return Ok(Cow::Borrowed(&self.s[start..start + n]));
             }
+            Some(n) => self.i = start + n,
+            None => self.i = self.b.len(),
         }
         let mut out: Vec<u8> = self.b[start..self.i].to_vec();
         while let Some(c) = self.peek() {
@@ -209,6 +206,28 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The first `"` or `\\` in `b`. JSON keys and most values are short, where a word at a
+/// time beats a vectorised search's setup; longer strings go to `memchr`.
+fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() && i < 32 {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        // A zero byte of `w ^ c` is a byte equal to `c`; the lowest flagged byte is exact.
+        let (q, s) = (w ^ (ONES * b'"' as u64), w ^ (ONES * b'\\' as u64));
+        let hits = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i < 32 {
+        return b[i..].iter().position(|&c| c == b'"' || c == b'\\').map(|p| i + p);
+    }
+    memchr::memchr2(b'"', b'\\', &b[i..]).map(|p| i + p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +243,27 @@ mod tests {
         let got = all(r#"{"a":1,"b":{"c":"x\"y","d":{"e":true}},"arr":[1,{"z":2}],"n":null,"f":-0.5e3,"u":"\u00e9"}"#).unwrap();
         let want = [("a", "1"), ("b_c", "x\"y"), ("b_d_e", "true"), ("f", "-0.5e3"), ("u", "é")];
         assert_eq!(got, want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn finds_the_first_quote_or_backslash() {
+        for len in 0..80 {
+            for at in 0..len {
+                for c in [b'"', b'\\'] {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                    // Bytes that differ from the targets by one bit or by a borrow.
+                    for (k, x) in b.iter_mut().enumerate().take(at) {
+                        *x = [b'#', b'!', 0x5d, 0x5b, 0xa2, 0xdc, 0x00][k % 7];
+                    }
+                    assert_eq!(quote_or_backslash(&b), Some(at), "len {len} at {at}");
+                }
+            }
+            assert_eq!(quote_or_backslash(&vec![b'x'; len]), None);
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl<'a> EntryLabels<'a> {
         if self.labels.iter().any(|l| l.0 == name && l.2 != Origin::Parsed) {
             name.to_mut().push_str("_extracted");
         }
-        if wanted.is_some_and(|w| !w.names.contains(name.as_ref())) {
+        if wanted.is_some_and(|w| !w.wants(&name)) {
             return;
         }
         self.set(&name, value, Origin::Parsed);
@@ -141,30 +141,40 @@ impl<'a> EntryLabels<'a> {
 /// error labels are always kept.
 #[derive(Debug, Clone, Default)]
 pub struct Needed {
-    /// Final label names (after `_extracted` renaming) to keep.
-    names: std::collections::HashSet<String>,
+    /// Final label names (after `_extracted` renaming) to keep. A handful, so a list:
+    /// comparing a few short names beats hashing every key a parser finds.
+    names: Vec<String>,
     /// The same names as a parser may find them (also without `_extracted`), to drop
     /// the others before anything is copied.
-    raw: std::collections::HashSet<String>,
+    raw: Vec<String>,
 }
 
 impl Needed {
     pub fn new<'n>(names: impl IntoIterator<Item = &'n str>) -> Needed {
         let mut n = Needed::default();
+        let add = |list: &mut Vec<String>, name: &str| {
+            if !list.iter().any(|x| x == name) {
+                list.push(name.to_string());
+            }
+        };
         for name in names.into_iter().chain([ERROR_LABEL, ERROR_DETAILS_LABEL]) {
-            n.names.insert(name.to_string());
-            n.raw.insert(name.to_string());
+            add(&mut n.names, name);
+            add(&mut n.raw, name);
             if let Some(base) = name.strip_suffix("_extracted") {
-                n.raw.insert(base.to_string());
+                add(&mut n.raw, base);
             }
         }
         n
     }
 
+    fn wants(&self, name: &str) -> bool {
+        self.names.iter().any(|x| x == name)
+    }
+
     /// Whether a parser's key may become a wanted label. Keys that sanitising changes
     /// are passed on, to be judged by their final name.
     fn may_want(&self, raw_name: &str) -> bool {
-        self.raw.contains(raw_name) || !is_valid_label_name(raw_name)
+        self.raw.iter().any(|x| x == raw_name) || !is_valid_label_name(raw_name)
     }
 }
 
@@ -317,20 +327,21 @@ impl Pipeline {
                 Step::Json(params) if params.is_empty() => {
                     // Kept aside until the whole line parsed: a malformed line gets the
                     // error and none of its labels.
-                    let mut found: Vec<(String, String)> = Vec::new();
-                    let r = json::flatten(&line, &mut |k, v| {
-                        if may_want(k) {
-                            found.push((k.to_string(), v.to_string()))
+                    Found::with(|found| {
+                        let r = json::flatten(&line, &mut |k, v| {
+                            if may_want(k) {
+                                found.push(k, v)
+                            }
+                        });
+                        match r {
+                            Ok(()) => {
+                                for (k, v) in found.pairs() {
+                                    labels.set_parsed(k, v, wanted);
+                                }
+                            }
+                            Err(e) => labels.set_error("JSONParserErr", Some(&e)),
                         }
                     });
-                    match r {
-                        Ok(()) => {
-                            for (k, v) in found {
-                                labels.set_parsed(&k, &v, wanted);
-                            }
-                        }
-                        Err(e) => labels.set_error("JSONParserErr", Some(&e)),
-                    }
                 }
                 Step::Json(params) => {
                     let mut found: Vec<(String, Option<String>)> = Vec::new();
@@ -350,28 +361,29 @@ impl Pipeline {
                     }
                 }
                 Step::Logfmt { strict, keep_empty, params } => {
-                    let mut found: Vec<(String, String)> = Vec::new();
-                    let r = logfmt::parse(&line, *strict, &mut |k, v| {
-                        if !params.is_empty() || may_want(k) {
-                            found.push((k.to_string(), v.to_string()))
+                    Found::with(|found| {
+                        let r = logfmt::parse(&line, *strict, &mut |k, v| {
+                            if !params.is_empty() || may_want(k) {
+                                found.push(k, v)
+                            }
+                        });
+                        if let Err(e) = r {
+                            labels.set_error("LogfmtParserErr", Some(&e));
                         }
-                    });
-                    if let Err(e) = r {
-                        labels.set_error("LogfmtParserErr", Some(&e));
-                    }
-                    if params.is_empty() {
-                        for (k, v) in found {
-                            if *keep_empty || !v.is_empty() {
-                                labels.set_parsed(&k, &v, wanted);
+                        if params.is_empty() {
+                            for (k, v) in found.pairs() {
+                                if *keep_empty || !v.is_empty() {
+                                    labels.set_parsed(k, v, wanted);
+                                }
+                            }
+                        } else {
+                            // With extraction params every named label exists, "" when absent.
+                            for (name, key) in params {
+                                let v = found.pairs().iter().rev().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
+                                labels.set_parsed(name, v, wanted);
                             }
                         }
-                    } else {
-                        // With extraction params every named label exists, "" when absent.
-                        for (name, key) in params {
-                            let v = found.iter().rev().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
-                            labels.set_parsed(name, v, wanted);
-                        }
-                    }
+                    });
                 }
                 Step::Regexp(re) => {
                     if let Some(c) = re.captures(&line) {
@@ -441,6 +453,53 @@ impl Pipeline {
             }
         }
         Some((line, labels))
+    }
+}
+
+/// The key/value pairs a parser found in one line, kept aside until the line is done.
+/// One per thread, reused from line to line: the strings keep their capacity, so a
+/// parsed line costs no allocation here.
+#[derive(Default)]
+struct Found {
+    pairs: Vec<(String, String)>,
+    n: usize,
+}
+
+impl Found {
+    /// Runs `f` with the thread's (emptied) scratch list.
+    fn with<R>(f: impl FnOnce(&mut Found) -> R) -> R {
+        thread_local! {
+            static FOUND: std::cell::RefCell<Found> = std::cell::RefCell::new(Found::default());
+        }
+        FOUND.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut found) => {
+                found.n = 0;
+                let r = f(&mut found);
+                // What one huge line needed is not kept for the thread's lifetime.
+                if found.pairs.len() > 256 || found.pairs.iter().any(|(k, v)| k.capacity() + v.capacity() > 1 << 16) {
+                    found.pairs = Vec::new();
+                }
+                r
+            }
+            // Not reentered today; a fresh list keeps it correct if it ever is.
+            Err(_) => f(&mut Found::default()),
+        })
+    }
+
+    fn push(&mut self, k: &str, v: &str) {
+        if self.n == self.pairs.len() {
+            self.pairs.push(Default::default());
+        }
+        let (pk, pv) = &mut self.pairs[self.n];
+        pk.clear();
+        pk.push_str(k);
+        pv.clear();
+        pv.push_str(v);
+        self.n += 1;
+    }
+
+    fn pairs(&self) -> &[(String, String)] {
+        &self.pairs[..self.n]
     }
 }
 

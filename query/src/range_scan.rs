@@ -1,0 +1,211 @@
+//! Range aggregations read straight from the scan's columns. Each scan partition is
+//! read on a blocking thread of its own with its own [`RangeAccumulator`], so the
+//! pipeline (parsing every line: the costly part of `| json` or `| logfmt` metrics) and
+//! the line filters run on every core; the partial results are merged at the end.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, UInt64Type};
+use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::col;
+use silt_storage::codec::decode_metadata;
+use silt_storage::{Labels, TenantId, COL_LINE, COL_METADATA, COL_STREAM, COL_TS};
+
+use crate::ast::Stage;
+use crate::engine::{split_line_filters, Engine};
+use crate::error::QueryError;
+use crate::metric::{Budget, RangeAccumulator, RangeSpec, Steps, Value};
+use crate::pipeline::{EntryLabels, Needed, Pipeline};
+use crate::provider::StreamLabels;
+
+impl Engine {
+    /// Evaluates one range aggregation: one pass over its log query, samples added to the
+    /// windows they fall in.
+    pub(crate) async fn range_agg(&self, tenants: &[TenantId], steps: &Steps, spec: RangeSpec<'_>) -> Result<Value, QueryError> {
+        let range = spec.range;
+        let owned = Arc::new(spec.owned());
+        let mut acc = RangeAccumulator::new(spec, steps.clone()).with_budget(self.reservation("range aggregation"));
+        let from = steps.start - range.offset - range.range;
+        let to = steps.at(steps.n - 1) - range.offset + 1;
+        if from < to {
+            let only_line_filters = range.log.pipeline.iter().all(|s| matches!(s, Stage::LineFilter(_)));
+            let plain = only_line_filters && acc.keyed_by_labels_only();
+            let (df, streams, _) = self.scan_plan(tenants, &range.log, from, to)?;
+            let mut cols = vec![col(COL_STREAM), col(COL_TS), col(COL_METADATA)];
+            if !plain || acc.needs_line_len() {
+                cols.push(col(COL_LINE));
+            }
+            let (pool, limit, steps) = (self.pool(), self.memory_limit(), steps.clone());
+            let partials = on_partitions(df.select(cols)?.execute_stream_partitioned().await?, move |batches| {
+                let budget = Budget::new(MemoryConsumer::new("range aggregation").register(&pool), limit);
+                let mut acc = RangeAccumulator::new(owned.spec(), steps.clone()).with_budget(budget);
+                if plain {
+                    plain_rows(&mut acc, &streams, batches)?;
+                } else {
+                    pipeline_rows(&mut acc, &streams, batches)?;
+                }
+                Ok(acc.into_partial())
+            })
+            .await?;
+            for p in partials {
+                acc.merge(p)?;
+            }
+        }
+        Ok(Value::Vector(acc.finish()?))
+    }
+}
+
+/// Runs `work` on each partition's batches on a blocking thread (the scan decodes on
+/// threads of its own) and returns the results in partition order. If the query is
+/// dropped (a timeout, a client gone), the workers stop at their next batch.
+async fn on_partitions<T, F>(streams: Vec<SendableRecordBatchStream>, work: F) -> Result<Vec<T>, QueryError>
+where
+    T: Send + 'static,
+    F: Fn(Batches) -> Result<T, QueryError> + Send + Sync + 'static,
+{
+    /// Sets the flag when the query's future is dropped or returns.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let work = Arc::new(work);
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            let (work, stop) = (work.clone(), stop.0.clone());
+            tokio::task::spawn_blocking(move || work(Batches { stream, stop }))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.map_err(|e| QueryError::Internal(format!("range aggregation worker failed: {e}")))??);
+    }
+    Ok(out)
+}
+
+/// One partition's batches, read on a worker thread.
+struct Batches {
+    stream: SendableRecordBatchStream,
+    stop: Arc<AtomicBool>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch, QueryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use futures::StreamExt;
+        if self.stop.load(Ordering::Relaxed) {
+            return Some(Err(QueryError::Internal("query stopped".into())));
+        }
+        futures::executor::block_on(self.stream.next()).map(|r| r.map_err(QueryError::from))
+    }
+}
+
+/// The labels of a stream, from the scan's map.
+fn stream_labels(streams: &StreamLabels, fp: u64) -> Result<Labels, QueryError> {
+    streams.lock().unwrap().get(&fp).cloned().ok_or_else(|| QueryError::Internal(format!("row of unknown stream {fp:x}")))
+}
+
+/// Runs the pipeline on every row (columns stream, ts, metadata, line). When only some
+/// labels can be observed, parsers keep only those and the series is found by their
+/// values, with nothing copied per entry; an entry with an error runs again through the
+/// full pipeline, since its series names every label.
+fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: Batches) -> Result<(), QueryError> {
+    let spec = acc.spec();
+    let (_, rest) = split_line_filters(&spec.range.log.pipeline);
+    let full = Pipeline::compile(rest)?;
+    let projected = spec.observed_labels().map(|names| Pipeline::compile(rest).map(|p| p.projected(Needed::new(names)))).transpose()?;
+    // The stream labels of the current run of rows.
+    let mut base: Option<(u64, Labels)> = None;
+    for b in batches {
+        let b = b?;
+        let fps = b.column(0).as_primitive::<UInt64Type>();
+        let ts = b.column(1).as_primitive::<Int64Type>();
+        let meta = b.column(2).as_binary::<i32>();
+        let lines = b.column(3).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let t = ts.value(i);
+            if !acc.covers(t) {
+                continue;
+            }
+            let fp = fps.value(i);
+            if base.as_ref().is_none_or(|(f, _)| *f != fp) {
+                base = Some((fp, stream_labels(streams, fp)?));
+            }
+            let Some((_, labels)) = &base else { continue };
+            let md = meta.is_valid(i).then(|| meta.value(i));
+            let entry = || EntryLabels::new(labels.iter(), md.into_iter().flat_map(decode_metadata));
+            let line = lines.value(i);
+            if let Some(p) = &projected {
+                let Some((out, labels)) = p.process(line, entry(), t) else { continue };
+                if acc.add_observed(t, out.len(), &labels)? {
+                    continue;
+                }
+            }
+            if let Some((out, labels)) = full.process(line, entry(), t) {
+                acc.add(t, out.len(), labels.into_pairs())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a selector with line filters only and no unwrap (columns stream, ts,
+/// metadata, and line only when its length counts): an entry's labels are its
+/// stream's and its structured metadata, so its series is worked out once per distinct
+/// (stream, metadata) and each row costs a lookup.
+fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: Batches) -> Result<(), QueryError> {
+    // The series of each (stream, metadata bytes) seen, by a hash of the two; the
+    // bytes are compared on a hit, so a collision costs a miss, never a wrong series.
+    let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, silt_storage::prehashed::Prehashed> = HashMap::default();
+    // The previous row's stream, metadata and series (the buffer is reused).
+    let (mut last_fp, mut last_m, mut last_s) = (None, Vec::new(), 0);
+    for b in batches {
+        let b = b?;
+        let fps = b.column(0).as_primitive::<UInt64Type>();
+        let ts = b.column(1).as_primitive::<Int64Type>();
+        let meta = b.column(2).as_binary::<i32>();
+        let lines = (b.num_columns() > 3).then(|| b.column(3).as_string::<i32>());
+        for i in 0..b.num_rows() {
+            // As the general path: a sample outside every window creates no series.
+            if !acc.covers(ts.value(i)) {
+                continue;
+            }
+            let fp = fps.value(i);
+            let m: &[u8] = if meta.is_valid(i) { meta.value(i) } else { &[] };
+            // Rows come in runs of one stream, often with the same metadata.
+            let series = match last_fp {
+                Some(lfp) if lfp == fp && last_m.as_slice() == m => last_s,
+                _ => {
+                    let h = xxhash_rust::xxh3::xxh3_64_with_seed(m, fp);
+                    let bucket = seen.entry(h).or_default();
+                    let s = match bucket.iter().find(|(f, bm, _)| *f == fp && bm.as_slice() == m) {
+                        Some((_, _, s)) => *s,
+                        None => {
+                            let labels = stream_labels(streams, fp)?;
+                            let entry = EntryLabels::new(labels.iter(), decode_metadata(m));
+                            let s = acc.series_index(&acc.series_key(entry.into_pairs())?)?;
+                            bucket.push((fp, m.to_vec(), s));
+                            s
+                        }
+                    };
+                    last_fp = Some(fp);
+                    last_m.clear();
+                    last_m.extend_from_slice(m);
+                    last_s = s;
+                    s
+                }
+            };
+            let len = lines.map_or(0, |l| l.value(i).len());
+            acc.add_at(series, ts.value(i), acc.plain_value(len))?;
+        }
+    }
+    Ok(())
+}
