@@ -19,7 +19,6 @@ use crate::ast::{LogExpr, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
 use crate::provider::LogTable;
-use crate::pipeline::Pipeline;
 use crate::udf::{LineFilterUdf, PipelineUdf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,11 +180,9 @@ impl Engine {
             return Ok(Vec::new());
         }
         let (mut df, streams, rest) = self.scan_plan(tenants, &q.expr, q.start, q.end)?;
-        let pipeline = Pipeline::compile(rest)?;
-        let with_pipeline = !pipeline.is_noop();
+        let with_pipeline = !rest.is_empty();
         if with_pipeline {
-            let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
-            let udf = ScalarUDF::new_from_impl(PipelineUdf::new(pipeline, streams.clone(), key));
+            let udf = ScalarUDF::new_from_impl(PipelineUdf::compile(rest, streams.clone())?);
             df = df.select(vec![
                 col(COL_STREAM),
                 col(COL_TS),
@@ -328,8 +325,7 @@ impl Engine {
             return Ok(());
         }
         let (mut df, streams, rest) = self.scan_plan(tenants, log, start, end)?;
-        let key = rest.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ");
-        let udf = ScalarUDF::new_from_impl(PipelineUdf::new(Pipeline::compile(rest)?, streams, key));
+        let udf = ScalarUDF::new_from_impl(PipelineUdf::compile(rest, streams)?);
         df = df.select(vec![col(COL_TS), udf.call(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)]).alias("p")])?;
         df = df.filter(col("p").is_not_null())?;
         let mut stream = df.execute_stream().await?;

@@ -176,19 +176,38 @@ impl TableProvider for LogTable {
         if all_parts.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        // At most `target_partitions` streams, each reading its share of the parts in turn:
-        // a query over hundreds of chunks keeps two readers busy, not hundreds.
-        let n = state.config().target_partitions().clamp(1, all_parts.len());
-        let mut groups: Vec<Vec<(ScanPart, u64)>> = (0..n).map(|_| Vec::new()).collect();
-        for (i, p) in all_parts.into_iter().enumerate() {
-            groups[i % n].push(p);
-        }
+        // At most `target_partitions` streams, each reading its share of the rows: a query
+        // over hundreds of chunks keeps two readers busy, not hundreds, and one over a
+        // single big chunk (a compacted day) keeps two busy too.
+        let groups = balance(all_parts, state.config().target_partitions().max(1));
         let parts: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
             .map(|g| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(g)) }) as Arc<dyn PartitionStream>)
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(schema, parts, None, [], false, limit)?))
     }
+}
+
+/// Deals the parts out to at most `n` partitions of about equal rows: parts bigger than
+/// a fair share are split first, then each part, biggest first, goes to the partition
+/// with the fewest rows so far.
+fn balance(parts: Vec<(ScanPart, u64)>, n: usize) -> Vec<Vec<(ScanPart, u64)>> {
+    let total: u64 = parts.iter().map(|(p, _)| p.estimated_rows()).sum();
+    let share = total.div_ceil(n as u64).max(1);
+    let mut sized: Vec<(u64, ScanPart, u64)> = Vec::with_capacity(parts.len());
+    for (p, salt) in parts {
+        let rows = p.estimated_rows();
+        let pieces = if rows > share + share / 4 { p.split(rows.div_ceil(share) as usize) } else { vec![p] };
+        sized.extend(pieces.into_iter().map(|p| (p.estimated_rows(), p, salt)));
+    }
+    sized.sort_by_key(|(rows, _, _)| std::cmp::Reverse(*rows));
+    let mut groups: Vec<(u64, Vec<(ScanPart, u64)>)> = (0..n.min(sized.len())).map(|_| (0, Vec::new())).collect();
+    for (rows, p, salt) in sized {
+        let g = groups.iter_mut().min_by_key(|g| (g.0, g.1.len())).expect("at least one partition");
+        g.0 += rows;
+        g.1.push((p, salt));
+    }
+    groups.into_iter().map(|g| g.1).collect()
 }
 
 /// The batch with its stream fingerprints xor-ed with `salt` (see [`tenant_stream`]).

@@ -1,6 +1,7 @@
 //! LogQL stages that run inside DataFusion plans as scalar UDFs.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray};
@@ -74,6 +75,13 @@ impl ScalarUDFImpl for LineFilterUdf {
 /// or moves it: the plan filters on its result, then keeps the top `limit` rows by time.
 pub struct PipelineUdf {
     pipeline: Arc<crate::pipeline::Pipeline>,
+    /// The pipeline keeping only the labels its filters read (see
+    /// [`crate::pipeline::survival_labels`]): it decides cheaply which rows survive, and
+    /// only those go through the full pipeline.
+    prefilter: Option<Arc<crate::pipeline::Pipeline>>,
+    /// Rows the prefilter has looked at and kept. When most survive, it only adds work,
+    /// and is skipped.
+    prefiltered: [AtomicU64; 2],
     streams: crate::provider::StreamLabels,
     key: String,
     signature: Signature,
@@ -86,13 +94,24 @@ impl std::fmt::Debug for PipelineUdf {
 }
 
 impl PipelineUdf {
-    pub fn new(pipeline: crate::pipeline::Pipeline, streams: crate::provider::StreamLabels, key: String) -> Self {
-        PipelineUdf {
-            pipeline: Arc::new(pipeline),
+    /// The UDF running `stages` on rows of the `streams`.
+    pub fn compile(stages: &[crate::ast::Stage], streams: crate::provider::StreamLabels) -> Result<Self, crate::QueryError> {
+        use crate::pipeline::{survival_labels, Pipeline};
+        let prefilter = survival_labels(stages).map(|needed| Pipeline::compile(stages).map(|p| Arc::new(p.projected(needed)))).transpose()?;
+        Ok(PipelineUdf {
+            pipeline: Arc::new(Pipeline::compile(stages)?),
+            prefilter,
+            prefiltered: Default::default(),
             streams,
-            key,
+            key: stages.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "),
             signature: Signature::exact(vec![DataType::UInt64, DataType::Int64, DataType::Utf8, DataType::Binary], Volatility::Volatile),
-        }
+        })
+    }
+
+    /// The prefilter, unless it has been keeping most rows.
+    fn prefilter(&self) -> Option<&crate::pipeline::Pipeline> {
+        let (seen, kept) = (self.prefiltered[0].load(Ordering::Relaxed), self.prefiltered[1].load(Ordering::Relaxed));
+        self.prefilter.as_deref().filter(|_| seen < 4096 || kept * 2 < seen)
     }
 
     pub fn output_fields() -> arrow::datatypes::Fields {
@@ -143,16 +162,26 @@ impl ScalarUDFImpl for PipelineUdf {
         let mut out_labels = BinaryBuilder::with_capacity(n, n * 64);
         let mut valid = Vec::with_capacity(n);
         let mut buf = Vec::new();
+        let prefilter = self.prefilter();
+        let (mut seen, mut kept) = (0, 0);
         for i in 0..n {
             let Some(base) = streams.get(&stream.value(i)) else { return exec_err!("row of unknown stream") };
             let md = if meta.is_valid(i) { Some(meta.value(i)) } else { None };
-            let labels = crate::pipeline::EntryLabels::new(base.iter(), md.into_iter().flat_map(silt_storage::codec::decode_metadata));
-            match self.pipeline.process(line.value(i), labels, ts.value(i)) {
+            let labels = || crate::pipeline::EntryLabels::new(base.iter(), md.into_iter().flat_map(silt_storage::codec::decode_metadata));
+            let survives = match prefilter {
+                Some(p) => {
+                    seen += 1;
+                    let keep = p.process(line.value(i), labels(), ts.value(i)).is_some();
+                    kept += keep as u64;
+                    keep
+                }
+                None => true,
+            };
+            match survives.then(|| self.pipeline.process(line.value(i), labels(), ts.value(i))).flatten() {
                 Some((l, ls)) => {
                     out_line.append_value(&l);
                     buf.clear();
-                    let labels: Vec<(String, String)> = ls.into_categorized().into_iter().map(|(c, n, v)| (format!("{}{n}", c as char), v)).collect();
-                    silt_storage::codec::encode_metadata(labels.iter().map(|(a, b)| (a.as_str(), b.as_str())), &mut buf);
+                    ls.encode_categorized(&mut buf);
                     out_labels.append_value(&buf);
                     valid.push(true);
                 }
@@ -163,6 +192,8 @@ impl ScalarUDFImpl for PipelineUdf {
                 }
             }
         }
+        self.prefiltered[0].fetch_add(seen, Ordering::Relaxed);
+        self.prefiltered[1].fetch_add(kept, Ordering::Relaxed);
         let s = StructArray::new(
             Self::output_fields(),
             vec![Arc::new(out_line.finish()), Arc::new(out_labels.finish())],

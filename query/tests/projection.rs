@@ -73,3 +73,37 @@ async fn projected_pipelines_answer_as_the_full_ones() {
         }
     }
 }
+
+/// Log queries with label filters decide which rows survive with a pipeline that keeps
+/// only the labels the filters read, then run the full pipeline on the survivors.
+#[tokio::test]
+async fn prefiltered_log_queries_answer_as_the_full_ones() {
+    use silt_query::{Direction, LogQuery};
+    let (_dir, e, t) = engine().await;
+    let cases = [
+        r#"{app="api"} | json | status >= 500 {P}"#,
+        r#"{app="api"} | json | status >= 500 and ms > 20 {P}"#,
+        r#"{app="api"} | json {P} | cluster_extracted="c1" or req_user_id="u3""#,
+        r#"{app="api"} | json | __error__!="" {P}"#,
+        r#"{app="api"} | json | ms > 5 {P}"#,
+        r#"{app="api"} | logfmt | level="warn" {P}"#,
+        r#"{app="api"} | json | trace="t1" | path=~"/[ab]" {P}"#,
+        r#"{app="api"} | regexp `"status":(?P<code>\d+)` | code="300" {P}"#,
+        r#"{app="api"} | json | path="/a" | decolorize {P} |= "u1""#,
+    ];
+    for q in cases {
+        let run = |text: String| {
+            let e = e.clone();
+            let t = t.clone();
+            async move {
+                let Expr::Log(expr) = parse(&text).unwrap() else { panic!("{text}") };
+                let q = LogQuery { expr, start: T0, end: T0 + 60 * MIN, limit: 1000, direction: Direction::Backward, interval: 0, categorize: true };
+                format!("{:?}", e.log_query(std::slice::from_ref(&t), &q).await)
+            }
+        };
+        let pre = run(q.replace("{P}", "")).await;
+        let full = run(q.replace("{P}", "| drop nothing_at_all")).await;
+        assert_eq!(pre, full, "{q}");
+        assert!(pre.contains("entries: [EntryResult"), "{q}: entries expected, got {pre}");
+    }
+}

@@ -396,7 +396,19 @@ impl Chunk {
 
     /// Reads the rows of streams `ordinals` (ascending) within `[start, end)`.
     pub fn scan(&self, ordinals: &[usize], start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
-        self.scan_blocks(ordinals, None, start, end, projection, batch_rows)
+        self.scan_blocks(ordinals, None, None, start, end, projection, batch_rows)
+    }
+
+    /// [`Self::row_ranges`] cut to the rows `[lo, hi)` of the file when `window` is given.
+    pub fn row_ranges_in(&self, ordinals: &[usize], blocks: Option<&[bool]>, window: Option<(u64, u64)>) -> Vec<(u64, u64)> {
+        let mut ranges = self.row_ranges(ordinals, blocks);
+        if let Some((lo, hi)) = window {
+            ranges.retain_mut(|r| {
+                *r = (r.0.max(lo), r.1.min(hi));
+                r.0 < r.1
+            });
+        }
+        ranges
     }
 
     /// Row ranges of streams `ordinals`, in file order, cut to the needle-index blocks
@@ -431,8 +443,19 @@ impl Chunk {
         (s.row_start / bs..(s.row_start + s.rows).div_ceil(bs)).any(|b| blocks.get(b as usize).copied().unwrap_or(true))
     }
 
-    /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true.
-    pub fn scan_blocks(&self, ordinals: &[usize], blocks: Option<&[bool]>, start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
+    /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true, and
+    /// only rows `[lo, hi)` of the file when `window` is given (a share of a big scan).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan_blocks(
+        &self,
+        ordinals: &[usize],
+        blocks: Option<&[bool]>,
+        window: Option<(u64, u64)>,
+        start: i64,
+        end: i64,
+        projection: Option<&[usize]>,
+        batch_rows: usize,
+    ) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
         let footer = match self.footer.get() {
             Some(f) => f.clone(),
@@ -443,7 +466,7 @@ impl Chunk {
         };
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
 
-        let ranges = self.row_ranges(ordinals, blocks);
+        let ranges = self.row_ranges_in(ordinals, blocks, window);
         let needs_ts_filter = ordinals.iter().any(|&i| {
             let s = &self.index.streams[i];
             s.min_ts < start || s.max_ts >= end

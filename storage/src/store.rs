@@ -135,11 +135,61 @@ enum PartSource {
     /// Rows copied from the live head, holding the columns named (all when `None`).
     Batches(Vec<RecordBatch>, Option<Vec<usize>>),
     Frozen(Arc<Head>, RoaringBitmap),
-    /// A chunk's streams, and the needle-index blocks that may match (all when `None`).
-    Chunk(ChunkRef, Vec<usize>, Option<Vec<bool>>),
+    /// A chunk's streams, the needle-index blocks that may match (all when `None`), and
+    /// the rows of the file this part is limited to (all when `None`).
+    Chunk(ChunkRef, Arc<Vec<usize>>, Option<Arc<Vec<bool>>>, Option<(u64, u64)>),
 }
 
+/// Parts smaller than this are not split: a share of a scan should be worth a thread.
+const MIN_SPLIT_ROWS: u64 = 16 * 1024;
+
 impl ScanPart {
+    /// About how many rows the part reads (before the time cut): exact for chunks and
+    /// copied head rows, 0 for frozen heads (small; never split).
+    pub fn estimated_rows(&self) -> u64 {
+        match &self.source {
+            PartSource::Batches(b, _) => b.iter().map(|b| b.num_rows() as u64).sum(),
+            PartSource::Frozen(..) => 0,
+            PartSource::Chunk(c, ordinals, blocks, window) => c.row_ranges_in(ordinals, blocks.as_deref().map(Vec::as_slice), *window).iter().map(|r| r.1 - r.0).sum(),
+        }
+    }
+
+    /// The part cut into about `n` parts of equal rows (a chunk part, by row ranges of its
+    /// file), so one big chunk can be read by several threads. Other parts, and parts too
+    /// small to be worth it, come back whole.
+    pub fn split(self, n: usize) -> Vec<ScanPart> {
+        let PartSource::Chunk(c, ordinals, blocks, window) = &self.source else { return vec![self] };
+        let mut ranges = c.row_ranges_in(ordinals, blocks.as_deref().map(Vec::as_slice), *window);
+        ranges.sort_unstable();
+        let total: u64 = ranges.iter().map(|r| r.1 - r.0).sum();
+        let n = (n as u64).min(total / MIN_SPLIT_ROWS).max(1);
+        if n < 2 {
+            return vec![self];
+        }
+        // Cut where the selected rows reach each k/n share.
+        let mut cuts = vec![ranges[0].0];
+        let (mut seen, mut k) = (0u64, 1u64);
+        for &(a, b) in &ranges {
+            while k < n && seen + (b - a) >= total * k / n {
+                cuts.push(a + (total * k / n - seen));
+                k += 1;
+            }
+            seen += b - a;
+        }
+        cuts.push(ranges[ranges.len() - 1].1);
+        cuts.windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| ScanPart {
+                source: PartSource::Chunk(c.clone(), ordinals.clone(), blocks.clone(), Some((w[0], w[1]))),
+                start: self.start,
+                end: self.end,
+                projection: self.projection.clone(),
+                batch_rows: self.batch_rows,
+                filter: self.filter.clone(),
+            })
+            .collect()
+    }
+
     /// Reads the part. Blocking (file I/O): call from a blocking-friendly thread.
     pub fn execute(mut self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
         let Some(filter) = self.filter.take() else { return self.read() };
@@ -179,7 +229,7 @@ impl ScanPart {
             PartSource::Frozen(head, ids) => {
                 Box::new(head.scan(&ids, self.start, self.end, proj, self.batch_rows).into_iter().map(Ok))
             }
-            PartSource::Chunk(c, ordinals, blocks) => match c.scan_blocks(&ordinals, blocks.as_deref(), self.start, self.end, proj, self.batch_rows) {
+            PartSource::Chunk(c, ordinals, blocks, window) => match c.scan_blocks(&ordinals, blocks.as_deref().map(Vec::as_slice), window, self.start, self.end, proj, self.batch_rows) {
                 Ok(it) => Box::new(it),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             },
@@ -522,7 +572,7 @@ impl Store {
                 let st = &c.index.streams[o];
                 scan.streams.entry(st.fp).or_insert_with(|| st.labels.clone());
             }
-            scan.parts.push(part(PartSource::Chunk(c.clone(), ordinals, blocks)));
+            scan.parts.push(part(PartSource::Chunk(c.clone(), Arc::new(ordinals), blocks.map(Arc::new), None)));
         }
         drop(s);
         let filter = live.into_filter(&scan.streams, req.end);

@@ -84,3 +84,55 @@ async fn time_ranges_cut_by_block_are_exact() {
     }
     assert_eq!(rows, 110, "the time cut is exact");
 }
+
+/// A big chunk part split into shares (so several threads read one compacted chunk)
+/// reads every row it would read whole, once, with or without needles and time cuts.
+#[tokio::test]
+async fn split_parts_read_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t: TenantId = "acme".parse().unwrap();
+    let t0 = 1_768_518_000_000_000_000i64;
+    let n = 60_000usize;
+    let streams = ["api", "web", "db"]
+        .iter()
+        .enumerate()
+        .map(|(s, app)| PushStream {
+            labels: Labels::from_pairs([("app", *app)]).unwrap(),
+            entries: (0..n).filter(|i| i % 3 == s).map(|i| PushEntry { ts: t0 + i as i64 * 1_000_000, line: format!("n={i} id={}", id(i % 97)), metadata: vec![] }).collect(),
+        })
+        .collect();
+    store.push(&t, PushRequest { streams }, &IngestLimits::unlimited()).await.unwrap();
+    store.flush().await.unwrap();
+    store.maintain(MaintainOptions::default()).await.unwrap();
+    let lines = |parts: Vec<silt_storage::ScanPart>| {
+        let mut out: Vec<String> = Vec::new();
+        for p in parts {
+            for b in p.execute() {
+                out.extend(b.unwrap().column(0).as_string::<i32>().iter().map(|l| l.unwrap().to_string()));
+            }
+        }
+        out.sort();
+        out
+    };
+    let cases: [(Vec<Vec<String>>, i64, i64); 3] = [
+        (vec![], i64::MIN, i64::MAX),
+        (vec![], t0 + 7_777_000_000, t0 + 41_234_000_000),
+        (vec![vec![id(5)]], t0 + 1_000_000_000, i64::MAX),
+    ];
+    for (needles, start, end) in cases {
+        let req = ScanRequest { matchers: vec![], start, end, projection: Some(vec![IDX_LINE]), needles };
+        let whole = store.scan(&t, &req).unwrap().parts;
+        let rows: u64 = whole.iter().map(|p| p.estimated_rows()).sum();
+        let want = lines(whole);
+        assert!(!want.is_empty());
+        for k in [2, 3, 7] {
+            let parts: Vec<_> = store.scan(&t, &req).unwrap().parts.into_iter().flat_map(|p| p.split(k)).collect();
+            if rows >= 2 * 16 * 1024 {
+                assert!(parts.len() >= 2, "{rows} rows in {} parts", parts.len());
+            }
+            assert_eq!(parts.iter().map(|p| p.estimated_rows()).sum::<u64>(), rows);
+            assert_eq!(lines(parts), want, "split {k} ways, {start}..{end}");
+        }
+    }
+}

@@ -127,6 +127,24 @@ impl<'a> EntryLabels<'a> {
         v
     }
 
+    /// The final labels, sorted by name, encoded like structured metadata with each name
+    /// prefixed by where the label came from (see [`Self::into_categorized`]).
+    pub fn encode_categorized(&self, out: &mut Vec<u8>) {
+        let mut order: Vec<&(Cow<'a, str>, Cow<'a, str>, Origin)> = self.labels.iter().collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut name = String::new();
+        for (n, v, o) in order {
+            name.clear();
+            name.push(match o {
+                Origin::Stream => 's',
+                Origin::Metadata => 'm',
+                Origin::Parsed => 'p',
+            });
+            name.push_str(n);
+            silt_storage::codec::encode_metadata([(name.as_str(), v.as_ref())], out);
+        }
+    }
+
     /// The final label set, sorted; empty values stay (Loki reports `{a=""}`).
     pub fn into_pairs(self) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = self.labels.into_iter().map(|l| (l.0.into_owned(), l.1.into_owned())).collect();
@@ -621,6 +639,26 @@ fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<Str
             *value as f64,
         ),
     }
+}
+
+/// The labels that decide whether an entry survives `stages`, when a pipeline projected
+/// to them (see [`Pipeline::projected`]) decides it as the full one would: no stage reads
+/// or rewrites labels wholesale (templates, `drop`, `keep`, `unpack`). `None` too when
+/// there is no label filter, as the projection would then decide nothing.
+pub fn survival_labels(stages: &[Stage]) -> Option<Needed> {
+    let mut names = Vec::new();
+    let mut filters = false;
+    for stage in stages {
+        match stage {
+            Stage::LabelFilter(f) => {
+                filters = true;
+                filter_names(f, &mut names);
+            }
+            Stage::LineFormat(_) | Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_) | Stage::Unpack => return None,
+            _ => {}
+        }
+    }
+    filters.then(|| Needed::new(names))
 }
 
 /// The label names a label filter reads.
