@@ -29,6 +29,21 @@ impl Steps {
     pub fn at(&self, k: usize) -> i64 {
         self.start + self.step * k as i64
     }
+    /// [`Self::covering`], and the last timestamp from `ts` on with the same answer
+    /// (entries come in time order per stream, so the next ones usually share it).
+    fn covering_until(&self, ts: i64, range: i64, offset: i64) -> (std::ops::Range<usize>, i64) {
+        let c = self.covering(ts, range, offset);
+        if c.is_empty() || self.step <= 0 {
+            return (c, ts);
+        }
+        // The first step stays while `ts + offset <= start + first*step`; the last while
+        // `ts + offset + range - 1 < start + (last+1)*step` (always, at the last step).
+        let at = |k: usize| self.start.saturating_add(self.step.saturating_mul(k as i64));
+        let first_until = at(c.start).saturating_sub(offset);
+        let last_until = if c.end >= self.n { i64::MAX } else { at(c.end).saturating_sub(offset).saturating_sub(range) };
+        (c, first_until.min(last_until).max(ts))
+    }
+
     /// The steps whose window `(t - offset - range, t - offset]` holds `ts`.
     fn covering(&self, ts: i64, range: i64, offset: i64) -> std::ops::Range<usize> {
         let lo = ts + offset; // t >= lo
@@ -96,6 +111,13 @@ impl Acc {
         let d = v - self.mean;
         self.mean += d / self.n as f64;
         self.m2 += d * (v - self.mean);
+    }
+
+    /// [`Self::add`] for the functions that read only the count and the sum (counts,
+    /// rates, bytes, sums): the other fields stay unset.
+    fn add_sum(&mut self, v: f64) {
+        self.n += 1;
+        self.sum += v;
     }
 
     /// Adds the samples `o` gathered (Chan et al.'s pairwise update for mean and
@@ -348,6 +370,10 @@ impl SeriesWindows {
 pub(crate) struct RangeAccumulator<'a> {
     spec: RangeSpec<'a>,
     steps: Steps,
+    /// The last [`Steps::covering_until`] answer: `(from, until, steps)`.
+    covering_memo: std::cell::Cell<(i64, i64, usize, usize)>,
+    /// Whether the windows need only a count and a sum (see [`Acc::add_sum`]).
+    sums_only: bool,
     /// Series by labels (sorted, the order they are returned in), as indices into `windows`.
     series: BTreeMap<Labels, usize>,
     windows: Vec<SeriesWindows>,
@@ -398,7 +424,9 @@ impl<'a> RangeAccumulator<'a> {
     pub fn new(spec: RangeSpec<'a>, steps: Steps) -> Self {
         let n = steps.n;
         let key_labels = spec.key_labels();
-        RangeAccumulator { spec, steps, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None, merged_budgets: Vec::new(), key_labels, by_key: HashMap::default() }
+        use RangeOp::*;
+        let sums_only = matches!(spec.op, CountOverTime | Rate | BytesOverTime | BytesRate | SumOverTime | AbsentOverTime);
+        RangeAccumulator { spec, steps, covering_memo: std::cell::Cell::new((1, 0, 0, 0)), sums_only, series: BTreeMap::new(), windows: Vec::new(), any: vec![false; n], budget: None, merged_budgets: Vec::new(), key_labels, by_key: HashMap::default() }
     }
 
     pub fn spec(&self) -> &RangeSpec<'a> {
@@ -496,11 +524,22 @@ impl<'a> RangeAccumulator<'a> {
         Ok(true)
     }
 
+    /// The steps whose windows hold `ts`, remembered for the timestamps after it.
+    fn covering(&self, ts: i64) -> std::ops::Range<usize> {
+        let (from, until, a, b) = self.covering_memo.get();
+        if from <= ts && ts <= until {
+            return a..b;
+        }
+        let r = self.spec.range;
+        let (c, until) = self.steps.covering_until(ts, r.range, r.offset);
+        self.covering_memo.set((ts, until, c.start, c.end));
+        c
+    }
+
     /// Whether a sample at `ts` falls in any step's window (one that does not is not
     /// counted, and creates no series).
     pub fn covers(&self, ts: i64) -> bool {
-        let r = self.spec.range;
-        !self.steps.covering(ts, r.range, r.offset).is_empty()
+        !self.covering(ts).is_empty()
     }
 
     /// Whether samples need nothing but their labels: no unwrap, no pipeline errors
@@ -574,19 +613,23 @@ impl<'a> RangeAccumulator<'a> {
 
     /// Adds one sample to the series at `i` (from [`Self::series_index`]).
     pub fn add_at(&mut self, i: usize, ts: i64, value: f64) -> Result<(), QueryError> {
-        let r = self.spec.range;
-        let covering = self.steps.covering(ts, r.range, r.offset);
+        let covering = self.covering(ts);
         if covering.is_empty() {
             return Ok(());
         }
         let keep_values = matches!(self.spec.op, RangeOp::QuantileOverTime | RangeOp::RateCounter);
+        let sums_only = self.sums_only;
         let windows = &mut self.windows[i];
         let slots_before = windows.accs.len();
         if keep_values {
             windows.samples.push((ts, value));
         }
         for k in covering {
-            windows.slot(k).add(ts, value);
+            if sums_only {
+                windows.slot(k).add_sum(value);
+            } else {
+                windows.slot(k).add(ts, value);
+            }
             self.any[k] = true;
         }
         if let Some(b) = &mut self.budget {
@@ -967,6 +1010,22 @@ mod tests {
         let one = Steps::new(100 * S, 100 * S, 0);
         assert_eq!(one.covering(100 * S, 60 * S, 0), 0..1);
         assert_eq!(one.covering(40 * S, 60 * S, 0), 0..0);
+        // covering_until: every timestamp up to the bound has the same steps, the next not.
+        for (range, offset) in [(60 * S, 0), (60 * S, 30 * S), (7 * S, 0), (200 * S, 13 * S)] {
+            for st in [steps.clone(), one.clone(), Steps::new(0, 1000 * S, 37 * S)] {
+                for ts in (-300..1400).map(|x| x * S / 2) {
+                    let (c, until) = st.covering_until(ts, range, offset);
+                    assert_eq!(c, st.covering(ts, range, offset));
+                    assert!(until >= ts);
+                    for t in [ts + 1, (ts + until) / 2, until] {
+                        assert_eq!(st.covering(t.min(until), range, offset), c, "{ts}..{until} at {t}");
+                    }
+                    if !c.is_empty() && until < i64::MAX && st.step > 0 {
+                        assert_ne!(st.covering(until + 1, range, offset), c, "{ts}: {until} is the last");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -34,8 +34,15 @@ impl Engine {
         if from < to {
             let only_line_filters = range.log.pipeline.iter().all(|s| matches!(s, Stage::LineFilter(_)));
             let plain = only_line_filters && acc.keyed_by_labels_only();
+            // Structured metadata can only matter to a plain aggregation through the
+            // series labels: not when they are `by` labels every stream has (metadata
+            // never overrides a stream label), so the column is not read.
+            let metadata = !plain || !self.stream_labels_decide(tenants, &range.log.selector, from, to, acc.spec().key_labels().as_deref());
             let (df, streams, _) = self.scan_plan(tenants, &range.log, from, to)?;
-            let mut cols = vec![col(COL_STREAM), col(COL_TS), col(COL_METADATA)];
+            let mut cols = vec![col(COL_STREAM), col(COL_TS)];
+            if metadata {
+                cols.push(col(COL_METADATA));
+            }
             if !plain || acc.needs_line_len() {
                 cols.push(col(COL_LINE));
             }
@@ -44,7 +51,7 @@ impl Engine {
                 let budget = Budget::new(MemoryConsumer::new("range aggregation").register(&pool), limit);
                 let mut acc = RangeAccumulator::new(owned.spec(), steps.clone()).with_budget(budget);
                 if plain {
-                    plain_rows(&mut acc, &streams, batches)?;
+                    plain_rows(&mut acc, &streams, metadata, batches)?;
                 } else {
                     pipeline_rows(&mut acc, &streams, batches)?;
                 }
@@ -56,6 +63,13 @@ impl Engine {
             }
         }
         Ok(Value::Vector(acc.finish()?))
+    }
+
+    /// Whether every stream the selector matches in `[from, to)` has all the labels
+    /// `key` names (a series function of stream labels alone).
+    fn stream_labels_decide(&self, tenants: &[TenantId], selector: &[silt_storage::Matcher], from: i64, to: i64, key: Option<&[&str]>) -> bool {
+        let ([tenant], Some(key)) = (tenants, key) else { return false };
+        self.store().series(tenant, selector, from, to).iter().all(|l| key.iter().all(|k| l.get(k).is_some()))
     }
 }
 
@@ -158,10 +172,11 @@ fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches
 }
 
 /// The rows of a selector with line filters only and no unwrap (columns stream, ts,
-/// metadata, and line only when its length counts): an entry's labels are its
+/// metadata unless the series cannot depend on it, and line only when its length
+/// counts): an entry's labels are its
 /// stream's and its structured metadata, so its series is worked out once per distinct
 /// (stream, metadata) and each row costs a lookup.
-fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: Batches) -> Result<(), QueryError> {
+fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: bool, batches: Batches) -> Result<(), QueryError> {
     // The series of each (stream, metadata bytes) seen, by a hash of the two; the
     // bytes are compared on a hit, so a collision costs a miss, never a wrong series.
     let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, silt_storage::prehashed::Prehashed> = HashMap::default();
@@ -171,15 +186,18 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: B
         let b = b?;
         let fps = b.column(0).as_primitive::<UInt64Type>();
         let ts = b.column(1).as_primitive::<Int64Type>();
-        let meta = b.column(2).as_binary::<i32>();
-        let lines = (b.num_columns() > 3).then(|| b.column(3).as_string::<i32>());
+        let meta = metadata.then(|| b.column(2).as_binary::<i32>());
+        let lines = (b.num_columns() > 2 + metadata as usize).then(|| b.column(2 + metadata as usize).as_string::<i32>());
         for i in 0..b.num_rows() {
             // As the general path: a sample outside every window creates no series.
             if !acc.covers(ts.value(i)) {
                 continue;
             }
             let fp = fps.value(i);
-            let m: &[u8] = if meta.is_valid(i) { meta.value(i) } else { &[] };
+            let m: &[u8] = match meta {
+                Some(meta) if meta.is_valid(i) => meta.value(i),
+                _ => &[],
+            };
             // Rows come in runs of one stream, often with the same metadata.
             let series = match last_fp {
                 Some(lfp) if lfp == fp && last_m.as_slice() == m => last_s,
@@ -190,6 +208,9 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: B
                         Some((_, _, s)) => *s,
                         None => {
                             let labels = stream_labels(streams, fp)?;
+                            if !metadata && acc.spec().key_labels().is_none_or(|key| key.iter().any(|k| labels.get(k).is_none())) {
+                                return Err(QueryError::Internal(format!("stream {labels} lacks a grouping label; metadata was not read")));
+                            }
                             let entry = EntryLabels::new(labels.iter(), decode_metadata(m));
                             let s = acc.series_index(&acc.series_key(entry.into_pairs())?)?;
                             bucket.push((fp, m.to_vec(), s));

@@ -62,6 +62,13 @@ async fn projected_pipelines_answer_as_the_full_ones() {
         (r#"sum by (level) (count_over_time({app="api"} | logfmt --strict | ms > 3 {P} [5m]))"#, false),
         (r#"sum(count_over_time({app="api"} | json {P} [5m]))"#, false),
         (r#"sum by (path) (count_over_time({app="api"} | regexp `"path":"(?P<path>[^"]+)"` {P} [5m]))"#, false),
+        // No parser: the plain path (which skips the metadata column when the series
+        // cannot depend on it) against the pipeline path.
+        (r#"sum by (pod) (count_over_time({app="api"} {P} [5m]))"#, false),
+        (r#"sum by (trace) (count_over_time({app="api"} {P} [5m]))"#, false),
+        (r#"sum by (pod, trace) (rate({app="api"} |= "path" {P} [5m]))"#, false),
+        (r#"count_over_time({app="api"} {P} [5m])"#, false),
+        (r#"sum(bytes_over_time({app="api"} {P} [5m]))"#, false),
     ];
     for (q, fails) in cases {
         let projected = run(&e, &t, &q.replace("{P}", "")).await;

@@ -41,7 +41,10 @@ pub struct EntryLabels<'a> {
 
 impl<'a> EntryLabels<'a> {
     pub fn new(stream: impl IntoIterator<Item = (&'a str, &'a str)>, metadata: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>, Origin)> = stream.into_iter().map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v), Origin::Stream)).collect();
+        let stream = stream.into_iter();
+        // Room for a few parsed labels too: most entries get some, and then need no regrowth.
+        let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>, Origin)> = Vec::with_capacity(stream.size_hint().0 + 4);
+        labels.extend(stream.map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v), Origin::Stream)));
         for (n, v) in metadata {
             // Structured metadata named like a stream label is renamed, as Loki does.
             let name = if labels.iter().any(|l| l.0 == n && l.2 == Origin::Stream) { Cow::Owned(format!("{n}_extracted")) } else { Cow::Borrowed(n) };
