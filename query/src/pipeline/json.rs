@@ -57,16 +57,16 @@ impl<'a> Parser<'a> {
             self.expect(b':')?;
             self.ws();
             let depth = self.key.len();
-            self.key.push_str(&k);
             match self.peek() {
                 Some(b'{') => {
+                    self.key.push_str(&k);
                     self.key.push('_');
                     self.object(emit)?;
                 }
                 Some(b'[') => self.skip_value()?,
                 Some(b'"') => {
                     let v = self.string()?;
-                    emit(&self.key, &v);
+                    self.emit_at(depth, &k, &v, emit);
                 }
                 Some(_) => {
                     let start = self.i;
@@ -74,7 +74,7 @@ impl<'a> Parser<'a> {
                     // Delimited by ASCII bytes, so on character boundaries.
                     let raw = &self.s[start..self.i];
                     if raw != "null" {
-                        emit(&self.key, raw);
+                        self.emit_at(depth, &k, raw, emit);
                     }
                 }
                 None => return Err("unexpected end of JSON input".into()),
@@ -89,6 +89,16 @@ impl<'a> Parser<'a> {
                 }
                 _ => return Err(format!("expected ',' or '}}' at offset {}", self.i)),
             }
+        }
+    }
+
+    /// Emits `key = value` under the current key path (top-level keys as they are).
+    fn emit_at(&mut self, depth: usize, key: &str, value: &str, emit: &mut dyn FnMut(&str, &str)) {
+        if depth == 0 {
+            emit(key, value);
+        } else {
+            self.key.push_str(key);
+            emit(&self.key, value);
         }
     }
 

@@ -168,6 +168,8 @@ pub struct Needed {
     /// The same names as a parser may find them (also without `_extracted`), to drop
     /// the others before anything is copied.
     raw: Vec<String>,
+    /// `lengths[n]`: some name in `names` is `n` bytes long.
+    lengths: Vec<bool>,
 }
 
 impl Needed {
@@ -185,6 +187,13 @@ impl Needed {
                 add(&mut n.raw, base);
             }
         }
+        // A sanitised key may still gain `_extracted` on a clash: its base counts too.
+        for name in n.raw.iter().chain(&n.names) {
+            if n.lengths.len() <= name.len() {
+                n.lengths.resize(name.len() + 1, false);
+            }
+            n.lengths[name.len()] = true;
+        }
         n
     }
 
@@ -195,7 +204,20 @@ impl Needed {
     /// Whether a parser's key may become a wanted label. Keys that sanitising changes
     /// are passed on, to be judged by their final name.
     fn may_want(&self, raw_name: &str) -> bool {
-        self.raw.iter().any(|x| x == raw_name) || !is_valid_label_name(raw_name)
+        if self.raw.iter().any(|x| x == raw_name) {
+            return true;
+        }
+        // Sanitising turns each character into one byte (and puts `_` before a leading
+        // digit): an ASCII key of a length no wanted name has cannot become one.
+        if raw_name.is_ascii() {
+            let n = raw_name.len();
+            let fits = |len: usize| self.lengths.get(len).copied().unwrap_or(false);
+            let could = fits(n) || (raw_name.starts_with(|c: char| c.is_ascii_digit()) && fits(n + 1));
+            if !could {
+                return false;
+            }
+        }
+        !is_valid_label_name(raw_name)
     }
 }
 

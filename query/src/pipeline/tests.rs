@@ -97,3 +97,14 @@ fn line_and_label_format() {
     // line_format is a barrier: a later line filter sees the new line.
     assert!(run(r#"{a="b"} | logfmt | line_format "{{.q}}" |= "payments""#, "q=payments", &[("a", "b")], &[]).is_some());
 }
+
+#[test]
+fn projection_passes_keys_that_may_become_wanted_names() {
+    let n = Needed::new(["_1abc", "a_b", "x_extracted"]);
+    for k in ["_1abc", "1abc", "a-b", "a_b", "a.b", "x", "x_extracted", "__error__", "é_b"] {
+        assert!(n.may_want(k), "{k}");
+    }
+    for k in ["zz", "abcd-efgh-ij", "a_c", "1abcdef", "status"] {
+        assert!(!n.may_want(k), "{k}");
+    }
+}
