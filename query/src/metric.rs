@@ -121,7 +121,9 @@ impl Acc {
     }
 
     /// Adds the samples `o` gathered (Chan et al.'s pairwise update for mean and
-    /// variance), as if they had been added here one by one.
+    /// variance): what adding them here one by one would give, up to floating-point
+    /// rounding; among samples with equal timestamps, `first` keeps this side's and
+    /// `last` takes `o`'s, as if `o`'s came after.
     fn merge(&mut self, o: &Acc) {
         if o.n == 0 {
             return;
@@ -476,7 +478,7 @@ impl<'a> RangeAccumulator<'a> {
 
     /// [`Self::add`] for an entry whose labels are those [`RangeSpec::observed_labels`]
     /// names (with stream labels and metadata), without copying them: the series is found
-    /// by a hash of the label set. Returns false, adding nothing, when the entry has an
+    /// by a hash of the key labels' values. Returns false, adding nothing, when the entry has an
     /// error or its unwrapped value does not convert: its series then names all its
     /// labels, so the caller passes it to [`Self::add`] with the full pipeline's labels.
     pub fn add_observed(&mut self, ts: i64, line_len: usize, labels: &crate::pipeline::EntryLabels<'_>) -> Result<bool, QueryError> {

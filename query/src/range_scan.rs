@@ -36,28 +36,33 @@ impl Engine {
             let plain = only_line_filters && acc.keyed_by_labels_only();
             // Structured metadata can only matter to a plain aggregation through the
             // series labels: not when they are `by` labels every stream has (metadata
-            // never overrides a stream label), so the column is not read.
-            let metadata = !plain || !self.stream_labels_decide(tenants, &range.log.selector, from, to, acc.spec().key_labels().as_deref());
-            let (df, streams, _) = self.scan_plan(tenants, &range.log, from, to)?;
-            let mut cols = vec![col(COL_STREAM), col(COL_TS)];
-            if metadata {
-                cols.push(col(COL_METADATA));
-            }
-            if !plain || acc.needs_line_len() {
-                cols.push(col(COL_LINE));
-            }
-            let (pool, limit, steps) = (self.pool(), self.memory_limit(), steps.clone());
-            let partials = on_partitions(df.select(cols)?.execute_stream_partitioned().await?, move |batches| {
-                let budget = Budget::new(MemoryConsumer::new("range aggregation").register(&pool), limit);
-                let mut acc = RangeAccumulator::new(owned.spec(), steps.clone()).with_budget(budget);
-                if plain {
-                    plain_rows(&mut acc, &streams, metadata, batches)?;
-                } else {
-                    pipeline_rows(&mut acc, &streams, batches)?;
+            // never overrides a stream label), so the column is not read. A stream pushed
+            // meanwhile that lacks one makes the workers give up, and the pass is rerun
+            // with the column.
+            let mut metadata = !plain || !self.stream_labels_decide(tenants, &range.log.selector, from, to, acc.spec().key_labels().as_deref());
+            let partials = loop {
+                let (df, streams, _) = self.scan_plan(tenants, &range.log, from, to)?;
+                let mut cols = vec![col(COL_STREAM), col(COL_TS)];
+                if metadata {
+                    cols.push(col(COL_METADATA));
                 }
-                Ok(acc.into_partial())
-            })
-            .await?;
+                if !plain || acc.needs_line_len() {
+                    cols.push(col(COL_LINE));
+                }
+                let (pool, limit, steps, owned) = (self.pool(), self.memory_limit(), steps.clone(), owned.clone());
+                let partials = on_partitions(df.select(cols)?.execute_stream_partitioned().await?, move |batches| {
+                    let budget = Budget::new(MemoryConsumer::new("range aggregation").register(&pool), limit);
+                    let mut acc = RangeAccumulator::new(owned.spec(), steps.clone()).with_budget(budget);
+                    let complete = if plain { plain_rows(&mut acc, &streams, metadata, batches)? } else { pipeline_rows(&mut acc, &streams, batches).map(|()| true)? };
+                    Ok(complete.then(|| acc.into_partial()))
+                })
+                .await?;
+                match partials.into_iter().collect::<Option<Vec<_>>>() {
+                    Some(p) => break p,
+                    None if !metadata => metadata = true,
+                    None => return Err(QueryError::Internal("range aggregation incomplete with every column read".into())),
+                }
+            };
             for p in partials {
                 acc.merge(p)?;
             }
@@ -74,8 +79,9 @@ impl Engine {
 }
 
 /// Runs `work` on each partition's batches on a blocking thread (the scan decodes on
-/// threads of its own) and returns the results in partition order. If the query is
-/// dropped (a timeout, a client gone), the workers stop at their next batch.
+/// threads of its own) and returns the results in partition order. When one worker
+/// fails, or the query is dropped (a timeout, a client gone), the others stop once
+/// their scan hands them the next batch.
 async fn on_partitions<T, F>(streams: Vec<SendableRecordBatchStream>, work: F) -> Result<Vec<T>, QueryError>
 where
     T: Send + 'static,
@@ -90,18 +96,21 @@ where
     }
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let work = Arc::new(work);
-    let handles: Vec<_> = streams
+    let mut running: futures::stream::FuturesUnordered<_> = streams
         .into_iter()
-        .map(|stream| {
+        .enumerate()
+        .map(|(i, stream)| {
             let (work, stop) = (work.clone(), stop.0.clone());
-            tokio::task::spawn_blocking(move || work(Batches { stream, stop }))
+            let h = tokio::task::spawn_blocking(move || work(Batches { stream, stop }));
+            async move { (i, h.await) }
         })
         .collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.map_err(|e| QueryError::Internal(format!("range aggregation worker failed: {e}")))??);
+    let mut out: Vec<Option<T>> = (0..running.len()).map(|_| None).collect();
+    // The first failure returns at once; dropping `stop` then stops the others.
+    while let Some((i, r)) = futures::StreamExt::next(&mut running).await {
+        out[i] = Some(r.map_err(|e| QueryError::Internal(format!("range aggregation worker failed: {e}")))??);
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// One partition's batches, read on a worker thread.
@@ -173,10 +182,11 @@ fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches
 
 /// The rows of a selector with line filters only and no unwrap (columns stream, ts,
 /// metadata unless the series cannot depend on it, and line only when its length
-/// counts): an entry's labels are its
-/// stream's and its structured metadata, so its series is worked out once per distinct
-/// (stream, metadata) and each row costs a lookup.
-fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: bool, batches: Batches) -> Result<(), QueryError> {
+/// counts): an entry's labels are its stream's and its structured metadata, so its
+/// series is worked out once per distinct (stream, metadata) and each row costs a
+/// lookup. False, with the work abandoned, when metadata was not read but a stream
+/// lacks a grouping label (so the metadata could have supplied it).
+fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: bool, batches: Batches) -> Result<bool, QueryError> {
     // The series of each (stream, metadata bytes) seen, by a hash of the two; the
     // bytes are compared on a hit, so a collision costs a miss, never a wrong series.
     let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, silt_storage::prehashed::Prehashed> = HashMap::default();
@@ -209,7 +219,7 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
                         None => {
                             let labels = stream_labels(streams, fp)?;
                             if !metadata && acc.spec().key_labels().is_none_or(|key| key.iter().any(|k| labels.get(k).is_none())) {
-                                return Err(QueryError::Internal(format!("stream {labels} lacks a grouping label; metadata was not read")));
+                                return Ok(false);
                             }
                             let entry = EntryLabels::new(labels.iter(), decode_metadata(m));
                             let s = acc.series_index(&acc.series_key(entry.into_pairs())?)?;
@@ -228,5 +238,5 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
             acc.add_at(series, ts.value(i), acc.plain_value(len))?;
         }
     }
-    Ok(())
+    Ok(true)
 }

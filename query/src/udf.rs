@@ -157,7 +157,9 @@ impl ScalarUDFImpl for PipelineUdf {
         let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
         let line = line.as_string::<i32>();
         let meta = meta.as_binary::<i32>();
-        let streams = self.streams.lock().unwrap();
+        // The labels of the current run of rows: the map is locked once per stream, not
+        // for the whole batch (the other partition's pipeline needs it too).
+        let mut base: Option<(u64, silt_storage::Labels)> = None;
         let mut out_line = StringBuilder::with_capacity(n, n * 64);
         let mut out_labels = BinaryBuilder::with_capacity(n, n * 64);
         let mut valid = Vec::with_capacity(n);
@@ -165,7 +167,12 @@ impl ScalarUDFImpl for PipelineUdf {
         let prefilter = self.prefilter();
         let (mut seen, mut kept) = (0, 0);
         for i in 0..n {
-            let Some(base) = streams.get(&stream.value(i)) else { return exec_err!("row of unknown stream") };
+            let fp = stream.value(i);
+            if base.as_ref().is_none_or(|(f, _)| *f != fp) {
+                let Some(l) = self.streams.lock().unwrap().get(&fp).cloned() else { return exec_err!("row of unknown stream") };
+                base = Some((fp, l));
+            }
+            let Some((_, base)) = &base else { return exec_err!("row of unknown stream") };
             let md = if meta.is_valid(i) { Some(meta.value(i)) } else { None };
             let labels = || crate::pipeline::EntryLabels::new(base.iter(), md.into_iter().flat_map(silt_storage::codec::decode_metadata));
             let survives = match prefilter {

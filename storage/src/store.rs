@@ -144,8 +144,9 @@ enum PartSource {
 const MIN_SPLIT_ROWS: u64 = 16 * 1024;
 
 impl ScanPart {
-    /// About how many rows the part reads (before the time cut): exact for chunks and
-    /// copied head rows, 0 for frozen heads (small; never split).
+    /// About how many rows the part reads: for chunks, the rows selected before the cut
+    /// to the time range; for copied head rows, those rows; 0 for frozen heads (small,
+    /// never split).
     pub fn estimated_rows(&self) -> u64 {
         match &self.source {
             PartSource::Batches(b, _) => b.iter().map(|b| b.num_rows() as u64).sum(),

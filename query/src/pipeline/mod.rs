@@ -168,7 +168,7 @@ pub struct Needed {
     /// The same names as a parser may find them (also without `_extracted`), to drop
     /// the others before anything is copied.
     raw: Vec<String>,
-    /// `lengths[n]`: some name in `names` is `n` bytes long.
+    /// `lengths[n]`: some name in `names` or `raw` is `n` bytes long.
     lengths: Vec<bool>,
 }
 
