@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use silt_storage::{Labels, MatchOp};
 
-use crate::ast::{BinOp, Grouping, LogRange, RangeOp, Stage, UnwrapConv, VectorMatching, VectorOp};
+use crate::ast::{BinOp, Grouping, LogRange, RangeOp, UnwrapConv, VectorMatching, VectorOp};
 use crate::error::QueryError;
 
 /// Step timestamps of a query: `start + k*step <= end` (one step for an instant query).
@@ -303,13 +303,7 @@ impl<'a> RangeSpec<'a> {
     pub fn observed_labels(&self) -> Option<Vec<&'a str>> {
         let mut out = self.key_labels()?;
         let r: &'a LogRange = self.range;
-        for stage in &r.log.pipeline {
-            match stage {
-                Stage::LabelFilter(f) => crate::pipeline::filter_names(f, &mut out),
-                Stage::LineFormat(_) | Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_) | Stage::Unpack => return None,
-                _ => {}
-            }
-        }
+        crate::pipeline::filtered_labels(&r.log.pipeline, &mut out)?;
         if let Some(u) = &r.unwrap {
             out.push(&u.label);
             for f in &u.post_filters {

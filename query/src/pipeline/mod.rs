@@ -350,10 +350,6 @@ impl Pipeline {
         self
     }
 
-    pub fn is_noop(&self) -> bool {
-        self.steps.is_empty()
-    }
-
     /// Runs the pipeline on one entry (`ts` in Unix ns). `None` when a stage filtered it
     /// out. The line is borrowed until a stage rewrites it.
     pub fn process<'a>(&self, line: impl Into<Cow<'a, str>>, mut labels: EntryLabels<'a>, ts: i64) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
@@ -672,18 +668,26 @@ fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<Str
 /// there is no label filter, as the projection would then decide nothing.
 pub fn survival_labels(stages: &[Stage]) -> Option<Needed> {
     let mut names = Vec::new();
-    let mut filters = false;
+    let filters = filtered_labels(stages, &mut names)?;
+    (filters > 0).then(|| Needed::new(names))
+}
+
+/// Adds to `out` the labels the label filters among `stages` read, and returns how many
+/// filters there are; `None` when a stage reads or rewrites labels wholesale (templates,
+/// `drop`, `keep`, `unpack`), so that no short list of labels decides the outcome.
+pub(crate) fn filtered_labels<'s>(stages: &'s [Stage], out: &mut Vec<&'s str>) -> Option<usize> {
+    let mut filters = 0;
     for stage in stages {
         match stage {
             Stage::LabelFilter(f) => {
-                filters = true;
-                filter_names(f, &mut names);
+                filters += 1;
+                filter_names(f, out);
             }
             Stage::LineFormat(_) | Stage::LabelFormat(_) | Stage::Drop(_) | Stage::Keep(_) | Stage::Unpack => return None,
             _ => {}
         }
     }
-    filters.then(|| Needed::new(names))
+    Some(filters)
 }
 
 /// The label names a label filter reads.
