@@ -31,6 +31,17 @@ enum Origin {
     Parsed,
 }
 
+impl Origin {
+    /// The one-byte code of the categorized form: `s`, `m` or `p`.
+    fn code(self) -> u8 {
+        match self {
+            Origin::Stream => b's',
+            Origin::Metadata => b'm',
+            Origin::Parsed => b'p',
+        }
+    }
+}
+
 /// The labels of one entry while it moves through the pipeline. Stream labels and
 /// structured metadata are borrowed from where they are stored; only labels a stage
 /// sets are owned.
@@ -117,14 +128,7 @@ impl<'a> EntryLabels<'a> {
         let mut v: Vec<(u8, String, String)> = self
             .labels
             .into_iter()
-            .map(|(n, val, o)| {
-                let c = match o {
-                    Origin::Stream => b's',
-                    Origin::Metadata => b'm',
-                    Origin::Parsed => b'p',
-                };
-                (c, n.into_owned(), val.into_owned())
-            })
+            .map(|(n, val, o)| (o.code(), n.into_owned(), val.into_owned()))
             .collect();
         v.sort_by(|a, b| a.1.cmp(&b.1));
         v
@@ -138,11 +142,7 @@ impl<'a> EntryLabels<'a> {
         let mut name = String::new();
         for (n, v, o) in order {
             name.clear();
-            name.push(match o {
-                Origin::Stream => 's',
-                Origin::Metadata => 'm',
-                Origin::Parsed => 'p',
-            });
+            name.push(o.code() as char);
             name.push_str(n);
             silt_storage::codec::encode_metadata([(name.as_str(), v.as_ref())], out);
         }
