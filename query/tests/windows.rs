@@ -32,6 +32,14 @@ async fn newest_and_oldest_n_over_long_ranges() {
     for (limit, direction) in [(5, Direction::Backward), (700, Direction::Backward), (5000, Direction::Backward), (5, Direction::Forward), (300, Direction::Forward)] {
         let q = LogQuery { expr: expr.clone(), start: t0 - min, end: t0 + 600 * min, limit, direction, interval: 0, categorize: false };
         let got = engine.log_query(std::slice::from_ref(&t), &q).await.unwrap();
+        for s in &got {
+            let ts: Vec<i64> = s.entries.iter().map(|e| e.ts).collect();
+            let ordered = match direction {
+                Direction::Backward => ts.windows(2).all(|w| w[0] > w[1]),
+                Direction::Forward => ts.windows(2).all(|w| w[0] < w[1]),
+            };
+            assert!(ordered, "entries of {} out of order, limit {limit} {direction:?}", s.labels);
+        }
         let mut lines: Vec<(i64, String)> = got.iter().flat_map(|s| s.entries.iter().map(|e| (e.ts, e.line.clone()))).collect();
         lines.sort();
         let want: Vec<(i64, String)> = match direction {
