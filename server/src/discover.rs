@@ -117,6 +117,9 @@ fn from_entry(metadata: &[(String, String)], line: &str, fields: &[String]) -> &
     let found = if looks_like_json(line) {
         json_level(line, fields)
     } else if !line.is_empty() && line.contains('=') {
+        if !may_have_key(line, fields) {
+            return from_text(line);
+        }
         logfmt_level(line, fields)
     } else {
         return from_text(line);
@@ -197,19 +200,30 @@ fn json_level(line: &str, fields: &[String]) -> Option<String> {
     found
 }
 
+/// Whether some `key=` of the line could be one of `fields`: every logfmt key runs from
+/// a space, a closing quote or the start to an `=`. A cheap necessary condition that spares the full
+/// parse for lines with `=` but no level field, such as access logs with `rt=0.012`.
+fn may_have_key(line: &str, fields: &[String]) -> bool {
+    let b = line.as_bytes();
+    memchr::memchr_iter(b'=', b).any(|eq| {
+        let start = b[..eq].iter().rposition(|&c| c <= b' ' || c == b'"').map_or(0, |i| i + 1);
+        let key = &b[start..eq];
+        fields.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(key))
+    })
+}
+
 /// The value of the level field with the lowest index in `fields`, keys compared without
 /// case.
 fn logfmt_level(line: &str, fields: &[String]) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
-    let _ = silt_query::pipeline::logfmt::parse(line, false, &mut |k, v| {
-        if best.as_ref().is_some_and(|b| b.0 == 0) {
-            return;
-        }
+    let _ = silt_query::pipeline::logfmt::parse_until(line, false, &mut |k, v| {
         if let Some(i) = fields.iter().position(|f| f.eq_ignore_ascii_case(k)) {
             if best.as_ref().is_none_or(|b| i < b.0) {
                 best = Some((i, v.to_string()));
             }
         }
+        // The first field cannot be beaten: the rest of the line need not be read.
+        best.as_ref().is_none_or(|b| b.0 > 0)
     });
     best.map(|b| b.1)
 }
@@ -303,6 +317,9 @@ mod tests {
         assert_eq!(level(&[], &[], "xerror error").as_deref(), Some("unknown"), "only the first occurrence");
         assert_eq!(level(&[], &[], "WARN: disk").as_deref(), Some("warn"));
         assert_eq!(level(&[], &[], "all good").as_deref(), Some("unknown"));
+        assert_eq!(level(&[], &[], r#"msg="a b"level=debug x=1"#).as_deref(), Some("debug"), "a key right after a quoted value");
+        assert_eq!(level(&[], &[], "GET /x 200 rt=0.01 uct=0 a warning").as_deref(), Some("warn"), "no level key: from the text");
+        assert_eq!(level(&[], &[], "a=1 b=2 Severity=ERROR").as_deref(), Some("error"));
         assert_eq!(level(&[], &[("level", "")], "error").as_deref(), None, "an empty level field adds nothing");
     }
 }

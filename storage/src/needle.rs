@@ -40,9 +40,21 @@ pub const MIN_RUN: usize = NGRAM + WINDOW - 1;
 const BITS_PER_ENTRY: usize = 10;
 const PROBES: u64 = 6;
 
+/// Word bytes by table: this runs for every byte pushed.
+static WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
+        b += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+    WORD[b as usize]
 }
 
 #[inline]
@@ -53,47 +65,64 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Calls `f` with the minimizer hash of every window of every run of `text`.
-fn minimizers(text: &[u8], hashes: &mut Vec<u64>, mut f: impl FnMut(u64)) {
+/// Reusable buffers for [`minimizers`].
+#[derive(Default)]
+struct Scratch {
+    hashes: Vec<u64>,
+    /// Minimum from the start of each aligned group of `WINDOW` hashes up to here.
+    prefix: Vec<u64>,
+    /// Minimum from here to the end of its group.
+    suffix: Vec<u64>,
+}
+
+/// Calls `f` with the minimizer hash of every window of every run of `text`, skipping
+/// a window whose minimizer equals the previous window's.
+fn minimizers(text: &[u8], scratch: &mut Scratch, mut f: impl FnMut(u64)) {
+    let n = text.len();
     let mut i = 0;
-    while i < text.len() {
-        if !is_word(text[i]) {
+    loop {
+        while i < n && !is_word(text[i]) {
             i += 1;
-            continue;
+        }
+        if i >= n {
+            return;
         }
         let start = i;
-        while i < text.len() && is_word(text[i]) {
+        while i < n && is_word(text[i]) {
             i += 1;
         }
-        let run = &text[start..i];
-        if run.len() < MIN_RUN {
-            continue;
+        if i - start >= MIN_RUN {
+            run_minimizers(&text[start..i], scratch, &mut f);
         }
-        hashes.clear();
-        hashes.extend(run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().expect("8 bytes")))));
-        // Sliding-window minimum with a monotonic queue of positions (increasing hashes):
-        // the front is the current window's minimum.
-        // At most WINDOW positions are queued: the front leaves before `j` joins.
-        let mut queue = [0usize; WINDOW];
-        let (mut head, mut len) = (0usize, 0usize);
-        let mut last = None;
-        for (j, &h) in hashes.iter().enumerate() {
-            if len > 0 && queue[head] + WINDOW <= j {
-                head = (head + 1) % WINDOW;
-                len -= 1;
-            }
-            while len > 0 && hashes[queue[(head + len - 1) % WINDOW]] >= h {
-                len -= 1;
-            }
-            queue[(head + len) % WINDOW] = j;
-            len += 1;
-            if j + 1 >= WINDOW {
-                let m = hashes[queue[head]];
-                if last != Some(m) {
-                    f(m);
-                    last = Some(m);
-                }
-            }
+    }
+}
+
+/// [`minimizers`] of one run, at least [`MIN_RUN`] bytes long. A window of `WINDOW`
+/// hashes spans at most two aligned groups, so its minimum is the minimum of a suffix of
+/// one group and a prefix of the next: three comparisons per hash and no branches that
+/// depend on the data, where a queue of candidates mispredicts on every line.
+fn run_minimizers(run: &[u8], s: &mut Scratch, f: &mut impl FnMut(u64)) {
+    let h = &mut s.hashes;
+    h.clear();
+    h.extend(run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().expect("8 bytes")))));
+    s.prefix.clear();
+    s.prefix.extend_from_slice(h);
+    s.suffix.clear();
+    s.suffix.extend_from_slice(h);
+    for (pre, suf) in s.prefix.chunks_mut(WINDOW).zip(s.suffix.chunks_mut(WINDOW)) {
+        for k in 1..pre.len() {
+            pre[k] = pre[k].min(pre[k - 1]);
+        }
+        for k in (0..suf.len() - 1).rev() {
+            suf[k] = suf[k].min(suf[k + 1]);
+        }
+    }
+    let mut last = None;
+    for (&suf, &pre) in s.suffix.iter().zip(&s.prefix[WINDOW - 1..]) {
+        let m = suf.min(pre);
+        if last != Some(m) {
+            f(m);
+            last = Some(m);
         }
     }
 }
@@ -101,7 +130,7 @@ fn minimizers(text: &[u8], hashes: &mut Vec<u64>, mut f: impl FnMut(u64)) {
 /// The filter entries a literal needs; empty when the literal cannot prune.
 pub fn literal_keys(literal: &[u8]) -> Vec<u64> {
     let mut out = Vec::new();
-    minimizers(literal, &mut Vec::new(), |h| out.push(h));
+    minimizers(literal, &mut Scratch::default(), |h| out.push(h));
     out.sort_unstable();
     out.dedup();
     out
@@ -149,12 +178,12 @@ pub(crate) struct NeedleBuilder {
     rows_in_block: usize,
     min_ts: i64,
     max_ts: i64,
-    scratch: Vec<u64>,
+    scratch: Scratch,
 }
 
 impl Default for NeedleBuilder {
     fn default() -> Self {
-        NeedleBuilder { blocks: Vec::new(), current: KeySet::default(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Vec::new() }
+        NeedleBuilder { blocks: Vec::new(), current: KeySet::default(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Scratch::default() }
     }
 }
 
@@ -307,11 +336,12 @@ mod tests {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            text.push(b"abcdef0123456789 _-"[(rng % 19) as usize]);
+            // Non-ASCII bytes are word bytes too.
+            text.push(b"abcdef0123456789 _-\xc3\xa9"[(rng % 21) as usize]);
         }
         let text = &text[..];
         let mut fast = Vec::new();
-        minimizers(text, &mut Vec::new(), |h| fast.push(h));
+        minimizers(text, &mut Scratch::default(), |h| fast.push(h));
         let mut naive = Vec::new();
         for run in text.split(|b| !is_word(*b)).filter(|r| r.len() >= MIN_RUN) {
             let hs: Vec<u64> = run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().unwrap()))).collect();

@@ -6,6 +6,15 @@
 /// pair is skipped up to the next whitespace; in strict mode it ends parsing with an error
 /// worded like go-logfmt's (`logfmt syntax error at pos N : unexpected '='`).
 pub fn parse(line: &str, strict: bool, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
+    parse_until(line, strict, &mut |k, v| {
+        emit(k, v);
+        true
+    })
+}
+
+/// [`parse`], stopping (with `Ok`) as soon as `emit` returns false: for callers that look
+/// for one field, such as level detection at ingest.
+pub fn parse_until(line: &str, strict: bool, emit: &mut dyn FnMut(&str, &str) -> bool) -> Result<(), String> {
     let b = line.as_bytes();
     let n = b.len();
     let mut i = 0;
@@ -40,12 +49,16 @@ pub fn parse(line: &str, strict: bool, emit: &mut dyn FnMut(&str, &str)) -> Resu
         }
         let key = &line[ks..i];
         if i >= n || b[i] != b'=' {
-            emit(key, "");
+            if !emit(key, "") {
+                return Ok(());
+            }
             continue;
         }
         i += 1; // '='
         if i >= n || b[i] <= b' ' {
-            emit(key, "");
+            if !emit(key, "") {
+                return Ok(());
+            }
             continue;
         }
         if b[i] == b'"' {
@@ -76,12 +89,16 @@ pub fn parse(line: &str, strict: bool, emit: &mut dyn FnMut(&str, &str)) -> Resu
             i += 1; // closing quote
             if escaped {
                 match serde_json::from_str::<String>(&format!("\"{raw}\"")) {
-                    Ok(v) => emit(key, &v),
+                    Ok(v) => {
+                        if !emit(key, &v) {
+                            return Ok(());
+                        }
+                    }
                     Err(_) if strict => return Err(fail(start, "invalid quoted value")),
                     Err(_) => {}
                 }
-            } else {
-                emit(key, raw);
+            } else if !emit(key, raw) {
+                return Ok(());
             }
             continue;
         }
@@ -96,7 +113,11 @@ pub fn parse(line: &str, strict: bool, emit: &mut dyn FnMut(&str, &str)) -> Resu
         match bad {
             Some((pos, msg)) if strict => return Err(fail(pos, msg)),
             Some(_) => {}
-            None => emit(key, &line[vs..i]),
+            None => {
+                if !emit(key, &line[vs..i]) {
+                    return Ok(());
+                }
+            }
         }
     }
     Ok(())
@@ -110,6 +131,20 @@ mod tests {
         let mut out = Vec::new();
         parse(s, strict, &mut |k, v| out.push((k.to_string(), v.to_string())))?;
         Ok(out)
+    }
+
+    #[test]
+    fn parse_until_stops_where_told() {
+        let line = r#"a=1 b="x \"y\"" c d=4"#;
+        for stop_at in 0..4 {
+            let mut seen = Vec::new();
+            parse_until(line, true, &mut |k, _| {
+                seen.push(k.to_string());
+                seen.len() <= stop_at
+            })
+            .unwrap();
+            assert_eq!(seen, ["a", "b", "c", "d"][..=stop_at]);
+        }
     }
 
     #[test]
