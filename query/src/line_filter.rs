@@ -1,6 +1,13 @@
 //! Compiled line filters. Built once per query: substring filters keep one
 //! `memmem::Finder` each, regex filters one compiled `regex::bytes::Regex` (Go RE2
 //! semantics, unanchored, as Loki's line filters are).
+//!
+//! A regex is often mostly literal text. A pattern that is nothing but a literal becomes
+//! a substring search; otherwise the longest literal every match must contain is looked
+//! for first, with `memmem`, and the regex runs only on lines that have it. The regex's
+//! own prefilter looks for a literal it can start a match at, usually a common prefix
+//! (`/api/v1/` in `/api/v1/.+ 50[0-9]`); the rarer text later in the pattern rules out
+//! most lines at a fraction of the cost.
 
 use memchr::memmem::Finder;
 use regex::bytes::Regex;
@@ -13,7 +20,8 @@ enum Needle {
     /// `|= ""` and `|~ ""` match every line.
     Everything,
     Substring(Box<Finder<'static>>),
-    Regex(Regex),
+    /// A regex, and a literal each match contains.
+    Regex(Regex, Option<Box<Finder<'static>>>),
     Ip(crate::ip::IpPattern),
     Pattern(crate::pattern::Pattern),
 }
@@ -24,7 +32,7 @@ impl Needle {
         match self {
             Needle::Everything => true,
             Needle::Substring(f) => f.find(line).is_some(),
-            Needle::Regex(r) => r.is_match(line),
+            Needle::Regex(r, must) => must.as_ref().is_none_or(|f| f.find(line).is_some()) && r.is_match(line),
             Needle::Ip(p) => std::str::from_utf8(line).is_ok_and(|l| p.matches_line(l)),
             Needle::Pattern(p) => std::str::from_utf8(line).is_ok_and(|l| p.test(l)),
         }
@@ -71,7 +79,12 @@ impl LineFilterChain {
                 alternatives.push(if v.is_empty() {
                     Needle::Everything
                 } else if regex {
-                    Needle::Regex(Regex::new(v).map_err(|e| QueryError::BadRequest(format!("invalid regex {v:?}: {e}")))?)
+                    let re = Regex::new(v).map_err(|e| QueryError::BadRequest(format!("invalid regex {v:?}: {e}")))?;
+                    match literals::of_regex(v) {
+                        literals::Required::Whole(lit) => Needle::Substring(Box::new(Finder::new(&lit).into_owned())),
+                        literals::Required::Contains(lit) => Needle::Regex(re, Some(Box::new(Finder::new(&lit).into_owned()))),
+                        literals::Required::Nothing => Needle::Regex(re, None),
+                    }
                 } else {
                     Needle::Substring(Box::new(Finder::new(v.as_bytes()).into_owned()))
                 });
@@ -88,6 +101,75 @@ impl LineFilterChain {
     #[inline]
     pub fn matches(&self, line: &[u8]) -> bool {
         self.filters.iter().all(|f| f.alternatives.iter().any(|n| n.is_match(line)) != f.negate)
+    }
+}
+
+/// What the text of every match of a regex must contain.
+mod literals {
+    use regex_syntax::hir::{Hir, HirKind};
+
+    pub(super) enum Required {
+        /// The pattern is this literal and nothing else.
+        Whole(Vec<u8>),
+        /// Every match contains this literal.
+        Contains(Vec<u8>),
+        Nothing,
+    }
+
+    /// Shorter literals are found in too many lines to be worth a scan of their own.
+    const MIN_LEN: usize = 3;
+
+    pub(super) fn of_regex(pattern: &str) -> Required {
+        // Parsed as `regex` parses it; a pattern it accepted but this rejects is simply
+        // not prefiltered.
+        let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else { return Required::Nothing };
+        if let HirKind::Literal(l) = hir.kind() {
+            if !l.0.is_empty() {
+                return Required::Whole(l.0.to_vec());
+            }
+        }
+        let mut found = Vec::new();
+        required(&hir, &mut found);
+        match found.into_iter().max_by_key(Vec::len) {
+            Some(l) if l.len() >= MIN_LEN => Required::Contains(l),
+            _ => Required::Nothing,
+        }
+    }
+
+    /// Pushes literals every match of `h` contains. Alternations, optional parts and
+    /// zero-width assertions contribute nothing and end a run of adjacent literals.
+    fn required(h: &Hir, out: &mut Vec<Vec<u8>>) {
+        match h.kind() {
+            HirKind::Literal(l) => out.push(l.0.to_vec()),
+            HirKind::Capture(c) => required(&c.sub, out),
+            HirKind::Repetition(r) if r.min >= 1 => required(&r.sub, out),
+            HirKind::Concat(items) => {
+                let mut run = Vec::new();
+                for it in items {
+                    match literal(it) {
+                        Some(bytes) => run.extend_from_slice(bytes),
+                        None => {
+                            if !run.is_empty() {
+                                out.push(std::mem::take(&mut run));
+                            }
+                            required(it, out);
+                        }
+                    }
+                }
+                if !run.is_empty() {
+                    out.push(run);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn literal(h: &Hir) -> Option<&[u8]> {
+        match h.kind() {
+            HirKind::Literal(l) => Some(&l.0),
+            HirKind::Capture(c) => literal(&c.sub),
+            _ => None,
+        }
     }
 }
 
@@ -119,5 +201,58 @@ mod tests {
         let nor = chain(&[(NotContains, &["a", "b"])]);
         assert!(!nor.matches(b"xbx") && nor.matches(b"c"));
         assert!(chain(&[(Contains, &[""])]).matches(b""));
+    }
+
+    #[test]
+    fn required_literals_of_regexes() {
+        use literals::{of_regex, Required};
+        let contains = |p: &str| match of_regex(p) {
+            Required::Contains(l) => Some(String::from_utf8(l).unwrap()),
+            Required::Whole(l) => Some(format!("whole:{}", String::from_utf8(l).unwrap())),
+            Required::Nothing => None,
+        };
+        assert_eq!(contains(r#"/api/v1/(orders|cart)/[0-9]+ HTTP/1\.1" 50[0-9]"#).as_deref(), Some(r#" HTTP/1.1" 50"#));
+        assert_eq!(contains("error").as_deref(), Some("whole:error"));
+        assert_eq!(contains("a(bcd)e+fgh").as_deref(), Some("abcd"));
+        assert_eq!(contains("(?i)error"), None, "case-insensitive: no literal");
+        assert_eq!(contains("foo|barbaz"), None);
+        assert_eq!(contains("(timeout)?x"), None);
+        assert_eq!(contains(r"\bpanic\b: .*"), Some("panic".into()));
+        assert_eq!(contains("ab.cd"), None, "too short");
+        assert_eq!(contains(""), None);
+    }
+
+    /// Prefiltered regexes keep exactly the lines the bare regex keeps.
+    #[test]
+    fn prefiltered_regexes_match_like_the_regex() {
+        let patterns = [
+            r#"/api/v1/(orders|cart)/[0-9]+ HTTP/1\.1" 50[0-9]"#,
+            "error",
+            "err(or)?",
+            r"\bpanic\b: .*done",
+            "^start",
+            "end$",
+            "a(bcd)e+fgh",
+            "(?i)ErRoR",
+            "x{2}yyz",
+            "(?-u:\\xff)abc",
+        ];
+        let words = ["/api/v1/orders/12 HTTP/1.1\" 503", "/api/v1/cart/ HTTP/1.1\" 500", "error", "err", "panic: x done", "start", "end", "abcdeefgh", "ERROR", "xxyyz", "abc", " ", "\u{e9}"];
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for p in patterns {
+            let plain = Regex::new(p).unwrap();
+            let c = chain(&[(LineFilterOp::Regex, &[p])]);
+            for _ in 0..2000 {
+                let mut line = String::new();
+                for _ in 0..(rng % 5) {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    line.push_str(words[(rng % words.len() as u64) as usize]);
+                }
+                rng = rng.wrapping_add(0x9e37_79b9);
+                assert_eq!(c.matches(line.as_bytes()), plain.is_match(line.as_bytes()), "{p} on {line:?}");
+            }
+        }
     }
 }

@@ -204,18 +204,17 @@ impl Needed {
     /// Whether a parser's key may become a wanted label. Keys that sanitising changes
     /// are passed on, to be judged by their final name.
     fn may_want(&self, raw_name: &str) -> bool {
-        if self.raw.iter().any(|x| x == raw_name) {
+        // This runs for every key of every parsed line: the length test comes first, as
+        // most keys have a length no wanted name has.
+        let n = raw_name.len();
+        let fits = |len: usize| self.lengths.get(len).copied().unwrap_or(false);
+        if fits(n) && self.raw.iter().any(|x| x == raw_name) {
             return true;
         }
         // Sanitising turns each character into one byte (and puts `_` before a leading
         // digit): an ASCII key of a length no wanted name has cannot become one.
-        if raw_name.is_ascii() {
-            let n = raw_name.len();
-            let fits = |len: usize| self.lengths.get(len).copied().unwrap_or(false);
-            let could = fits(n) || (raw_name.starts_with(|c: char| c.is_ascii_digit()) && fits(n + 1));
-            if !could {
-                return false;
-            }
+        if raw_name.is_ascii() && !fits(n) && !(raw_name.starts_with(|c: char| c.is_ascii_digit()) && fits(n + 1)) {
+            return false;
         }
         !is_valid_label_name(raw_name)
     }
