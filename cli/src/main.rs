@@ -216,6 +216,9 @@ enum Cmd {
         /// Do not try to drop the page cache before cold runs.
         #[arg(long)]
         keep_page_cache: bool,
+        /// Query the chunks as flushed: skip the compaction pass after ingest.
+        #[arg(long)]
+        no_compact: bool,
         /// Also write the report as JSON here.
         #[arg(long, default_value = "silt-bench.json")]
         out: PathBuf,
@@ -336,7 +339,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Retention { dry_run, target, config } => maintenance::retention(&target, config, dry_run).await,
         Cmd::Compact { target, config } => maintenance::compact(&target, config).await,
         Cmd::Check { data_dir, repair } => maintenance::check(data_dir, repair).await,
-        Cmd::Bench { lines, hours, seed, clients, format, warm_runs, dir, keep_page_cache, out } => {
+        Cmd::Bench { lines, hours, seed, clients, format, warm_runs, dir, keep_page_cache, no_compact, out } => {
             use silt_benches::e2e::{self, Format};
             if !(hours > 0.0 && hours.is_finite()) {
                 bail!("--hours must be a positive number");
@@ -355,7 +358,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 BenchFormat::Both => vec![Format::Protobuf, Format::Json],
             };
             let silt = std::env::current_exe().context("cannot find the silt binary")?;
-            let opts = e2e::Options { silt, lines, hours, seed, clients, formats, warm_runs, dir, drop_caches: !keep_page_cache };
+            let opts = e2e::Options { silt, lines, hours, seed, clients, formats, warm_runs, dir, drop_caches: !keep_page_cache, compact: !no_compact };
             let report = e2e::run(&opts).await?;
             std::fs::write(&out, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", out.display()))?;
             print!("{}", e2e::table(&report));

@@ -121,6 +121,9 @@ pub struct CompactorSection {
     /// Merge a day's small chunks into chunks of about this size (silt's own).
     #[serde(deserialize_with = "de_size")]
     pub target_chunk_size: u64,
+    /// zstd level (1-22) of the chunks compaction writes (silt's own). Flushes write
+    /// level 1, which keeps ingest fast; compaction recompresses in the background.
+    pub zstd_level: i32,
 }
 
 impl Default for CompactorSection {
@@ -130,6 +133,7 @@ impl Default for CompactorSection {
             retention_enabled: true,
             delete_request_cancel_period: Duration::from_secs(24 * 3600),
             target_chunk_size: 128 << 20,
+            zstd_level: silt_storage::DEFAULT_COMPACTION_ZSTD_LEVEL,
         }
     }
 }
@@ -143,6 +147,7 @@ impl CompactorSection {
     pub fn maintain_options(&self, filter_only_tenants: Vec<silt_storage::TenantId>) -> silt_storage::MaintainOptions {
         silt_storage::MaintainOptions {
             target_chunk_bytes: self.target_chunk_size.max(1),
+            zstd_level: self.zstd_level,
             delete_cancel_period: self.delete_request_cancel_period_ns(),
             filter_only_tenants,
             ..Default::default()
@@ -158,6 +163,9 @@ impl FileConfig {
         let file: FileConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.message()))?;
         TenantLimits::from_tables(&file.limits, &file.overrides).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
         Auth::new(file.auth_enabled, file.multi_tenant_queries_enabled, &file.auth).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        if !(1..=22).contains(&file.compactor.zstd_level) {
+            anyhow::bail!("config file {}: compactor.zstd_level must be between 1 and 22, not {}", path.display(), file.compactor.zstd_level);
+        }
         Ok(file)
     }
 }

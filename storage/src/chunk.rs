@@ -192,9 +192,19 @@ pub(crate) struct StreamRows<'a> {
     pub positions: Vec<u32>,
 }
 
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+/// zstd level of the chunks a flush writes. On pages of log lines level 1 is as small as
+/// level 3 and about 1.8 times faster, and a flush is on the ingest path.
+pub(crate) const FLUSH_ZSTD_LEVEL: i32 = 1;
+
+/// zstd level of the chunks compaction writes, in the background, unless configured:
+/// 10-20% smaller than level 1, and 15-30% faster to decompress, for about 40 MB/s of
+/// compression on one core.
+pub const DEFAULT_COMPACTION_ZSTD_LEVEL: i32 = 9;
+
+fn writer_properties(zstd_level: i32) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(zstd_level).map_err(|e| StoreError::InvalidInput(format!("zstd level {zstd_level}: {e}")))?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         // Page-level statistics give the column and offset indexes that let a scan skip pages.
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -213,7 +223,7 @@ fn writer_properties() -> WriterProperties {
         .set_data_page_row_count_limit(crate::needle::BLOCK_ROWS)
         .set_write_batch_size(1024)
         .set_data_page_size_limit(16 << 20)
-        .build()
+        .build())
 }
 
 /// Writes a chunk's Parquet and index files from head streams and fsyncs them (and their
@@ -223,7 +233,7 @@ pub(crate) fn write_chunk(tenant_dir: &Path, id: String, day: String, mut rows: 
     rows.sort_by_key(|r| r.stream.fp);
     let labels: std::collections::HashMap<u64, &Labels> = rows.iter().map(|r| (r.stream.fp, &r.stream.labels)).collect();
     let label_of = |fp: u64| labels.get(&fp).map(|l| (*l).clone());
-    let mut w = ChunkWriter::create(tenant_dir, id, day)?;
+    let mut w = ChunkWriter::create(tenant_dir, id, day, FLUSH_ZSTD_LEVEL)?;
     let mut builder = BatchBuilder::new(batch_rows);
     for r in &rows {
         for &p in &r.positions {
@@ -271,14 +281,15 @@ impl<W: std::io::Write> std::io::Write for Checksummed<W> {
 }
 
 impl ChunkWriter {
-    pub fn create(tenant_dir: &Path, id: String, day: String) -> Result<ChunkWriter> {
+    pub fn create(tenant_dir: &Path, id: String, day: String, zstd_level: i32) -> Result<ChunkWriter> {
+        let props = writer_properties(zstd_level)?;
         let meta = ChunkMeta { id, day, min_ts: i64::MAX, max_ts: i64::MIN, rows: 0, streams: 0, bytes: 0 };
         let (pq_path, idx_path) = chunk_paths(tenant_dir, &meta);
         let dir = pq_path.parent().expect("chunk path has a parent");
         fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
         let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
         let file = Checksummed { inner: file, crc: crc32fast::Hasher::new(), len: 0 };
-        let writer = ArrowWriter::try_new(file, log_schema(), Some(writer_properties()))?;
+        let writer = ArrowWriter::try_new(file, log_schema(), Some(props))?;
         Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default(), needles: NeedleBuilder::default() })
     }
 

@@ -72,6 +72,7 @@ pub(crate) fn merge(
     filter: &RowFilter,
     target_bytes: u64,
     batch_rows: usize,
+    zstd_level: i32,
     mut new_id: impl FnMut() -> String,
 ) -> Result<(Vec<Chunk>, MergeStats)> {
     let Some(day) = inputs.first().map(|c| c.meta.day.clone()) else { return Ok((Vec::new(), MergeStats::default())) };
@@ -113,7 +114,7 @@ pub(crate) fn merge(
             if batch.num_rows() > 0 {
                 let w = match writer {
                     Some(w) => w,
-                    None => writer.insert(ChunkWriter::create(tenant_dir, new_id(), day.clone())?),
+                    None => writer.insert(ChunkWriter::create(tenant_dir, new_id(), day.clone(), zstd_level)?),
                 };
                 w.write(&batch, label_of)?;
                 stats.rows_out += batch.num_rows() as u64;

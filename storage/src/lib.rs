@@ -57,6 +57,7 @@ mod visibility;
 pub mod wal;
 
 pub use check::{check, CheckOptions, CheckReport, Problem};
+pub use chunk::DEFAULT_COMPACTION_ZSTD_LEVEL;
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use ingest::{PushOutcome, Refusal, RefusalKind};

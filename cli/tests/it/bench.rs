@@ -27,6 +27,8 @@ fn bench_runs_end_to_end_on_a_small_dataset() {
     assert_eq!(formats, ["protobuf", "json"]);
     for i in r["ingest"].as_array().unwrap() {
         assert!(i["disk_bytes"].as_u64().unwrap() > 0, "{i}");
+        // The queries below ran on the compacted store.
+        assert!(i["compaction"]["disk_bytes"].as_u64().unwrap() > 0, "{i}");
     }
     let result = |id: &str| {
         let q = r["queries"].as_array().unwrap().iter().find(|q| q["id"] == id).unwrap_or_else(|| panic!("{id} missing"));

@@ -36,6 +36,8 @@ pub struct MaintainOptions {
     pub compact: bool,
     /// Size merged chunks aim for; chunks under half of it count as small.
     pub target_chunk_bytes: u64,
+    /// zstd level of the chunks written (see [`crate::DEFAULT_COMPACTION_ZSTD_LEVEL`]).
+    pub zstd_level: i32,
     /// Rewrite a partly expired chunk once about this share of its entries has expired
     /// (0: as soon as anything has). Reads never see expired entries either way.
     pub min_expired_fraction: f64,
@@ -53,6 +55,7 @@ impl Default for MaintainOptions {
             now: crate::now_ns(),
             compact: true,
             target_chunk_bytes: 128 << 20,
+            zstd_level: crate::DEFAULT_COMPACTION_ZSTD_LEVEL,
             min_expired_fraction: 0.1,
             delete_cancel_period: 24 * 3_600_000_000_000,
             filter_only_tenants: Vec::new(),
@@ -182,7 +185,7 @@ impl Store {
                         filter.add_delete(d.clone(), streams.iter().filter(|(_, l)| d.matches_stream(l)).map(|(fp, l)| (*fp, l.clone())).collect());
                     }
                 }
-                let (out, stats) = compact::merge(&t.dir, &group, &filter, opts.target_chunk_bytes, self.inner.cfg.batch_rows, || self.inner.next_chunk_id())?;
+                let (out, stats) = compact::merge(&t.dir, &group, &filter, opts.target_chunk_bytes, self.inner.cfg.batch_rows, opts.zstd_level, || self.inner.next_chunk_id())?;
                 crate::failpoint::hit("compact-after-write");
                 report.chunks_rewritten += group.len();
                 report.chunks_written += out.len();
