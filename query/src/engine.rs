@@ -559,8 +559,9 @@ fn needle_pruned(pipeline: &[Stage]) -> bool {
 }
 
 /// The literals every line must contain for the leading line filters to keep it: one
-/// clause per `|=` filter, its `or` alternatives inside. The storage's needle index uses
-/// them to skip blocks; the filters still run on every line read.
+/// clause per `|=` filter (and per `|~` filter whose patterns all require a literal), its
+/// `or` alternatives inside. The storage's needle index uses them to skip blocks; the
+/// filters still run on every line read.
 fn needles(pre: &[Stage]) -> Vec<Vec<String>> {
     use crate::ast::{LineFilterOp, LineFilterValue};
     pre.iter()
@@ -568,6 +569,11 @@ fn needles(pre: &[Stage]) -> Vec<Vec<String>> {
             Stage::LineFilter(f) if f.op == LineFilterOp::Contains => {
                 f.values.iter().map(|v| if let LineFilterValue::Str(s) = v { Some(s.clone()) } else { None }).collect::<Option<Vec<String>>>()
             }
+            Stage::LineFilter(f) if f.op == LineFilterOp::Regex => f
+                .values
+                .iter()
+                .map(|v| if let LineFilterValue::Str(s) = v { crate::line_filter::required_literal(s) } else { None })
+                .collect::<Option<Vec<String>>>(),
             _ => None,
         })
         .collect()
@@ -575,7 +581,21 @@ fn needles(pre: &[Stage]) -> Vec<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_cover;
+    use super::{needles, next_cover, split_line_filters};
+
+    #[test]
+    fn regex_filters_give_the_needle_index_their_required_literals() {
+        let n = |q: &str| {
+            let crate::ast::Expr::Log(e) = crate::parse(q).unwrap() else { panic!("{q}") };
+            needles(split_line_filters(&e.pipeline).0)
+        };
+        assert_eq!(n(r#"{a="b"} |~ "request_id=[0-9a-f]+ done""#), vec![vec!["request_id=".to_string()]]);
+        assert_eq!(n(r#"{a="b"} |~ "abc" or "x(yzw)+""#), vec![vec!["abc".to_string(), "yzw".to_string()]]);
+        assert!(n(r#"{a="b"} |~ "abc|def""#).is_empty(), "an alternation requires no one literal");
+        assert!(n(r#"{a="b"} |~ "abc" or "(?i)def""#).is_empty(), "every alternative must have one");
+        assert!(n(r#"{a="b"} !~ "abcdef""#).is_empty());
+        assert_eq!(n(r#"{a="b"} |= "x" |~ "yyy" | json"#), vec![vec!["x".to_string()], vec!["yyy".to_string()]]);
+    }
 
     #[test]
     fn slivers_grow_by_the_rate_seen_within_bounds() {

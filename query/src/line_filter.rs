@@ -104,6 +104,15 @@ impl LineFilterChain {
     }
 }
 
+/// A literal every line that `pattern` matches contains, if the pattern has one: what the
+/// needle index can look up for `|~`.
+pub(crate) fn required_literal(pattern: &str) -> Option<String> {
+    match literals::of_regex(pattern) {
+        literals::Required::Whole(l) | literals::Required::Contains(l) => String::from_utf8(l).ok(),
+        literals::Required::Nothing => None,
+    }
+}
+
 /// What the text of every match of a regex must contain.
 mod literals {
     use regex_syntax::hir::{Hir, HirKind};

@@ -98,3 +98,33 @@ async fn windows_with_pipelines_and_interval() {
     want.sort();
     assert_eq!(lines(engine.log_query(std::slice::from_ref(&t), &q).await.unwrap()), want);
 }
+
+/// A `|~` filter whose pattern requires a literal lets the needle index skip blocks: the
+/// answer is the same as reading every line.
+#[tokio::test]
+async fn regex_filters_pruned_by_the_needle_index_miss_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let t: TenantId = "fake".parse().unwrap();
+    let t0 = 1_768_518_000_000_000_000i64;
+    let id = |k: u64| format!("{:032x}", (k as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+    let entries: Vec<PushEntry> = (0..20_000u64)
+        .map(|k| PushEntry { ts: t0 + k as i64 * 1_000_000, line: format!("op=get request_id={} status={}", id(k), 200 + k % 7), metadata: vec![] })
+        .collect();
+    store.push(&t, PushRequest { streams: vec![PushStream { labels: Labels::from_pairs([("app", "a")]).unwrap(), entries }] }, &IngestLimits::unlimited()).await.unwrap();
+    store.flush().await.unwrap();
+    let engine = Engine::new(store);
+    for (pattern, want) in [
+        (format!("request_id={} status=20[0-9]", id(9_000)), vec![9_000u64]),
+        (format!("{}|{}", id(100), id(19_999)), vec![100, 19_999]),
+        (format!("(request_id={})", id(4_097)), vec![4_097]),
+        (format!("request_id={}x", id(5)), vec![]),
+    ] {
+        let Expr::Log(expr) = parse(&format!("{{app=\"a\"}} |~ `{pattern}`")).unwrap() else { panic!() };
+        let q = LogQuery { expr, start: t0, end: t0 + 60_000_000_000, limit: 100, direction: Direction::Forward, interval: 0, categorize: false };
+        let got = engine.log_query(std::slice::from_ref(&t), &q).await.unwrap();
+        let lines: Vec<String> = got.iter().flat_map(|s| s.entries.iter().map(|e| e.line.clone())).collect();
+        let want: Vec<String> = want.iter().map(|&k| format!("op=get request_id={} status={}", id(k), 200 + k % 7)).collect();
+        assert_eq!(lines, want, "{pattern}");
+    }
+}
