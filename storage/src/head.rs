@@ -1,6 +1,6 @@
 //! The head: one tenant's acknowledged entries that are not in a chunk yet. Entries are
-//! appended to per-stream arenas (one byte buffer for lines, one for metadata), so an
-//! insert costs a few `memcpy`s and no allocation per entry. Out-of-order entries are
+//! appended to per-stream arenas (one for lines, one for metadata), so an insert costs a
+//! few `memcpy`s and no allocation per entry. Out-of-order entries are
 //! accepted and put in order when read or flushed.
 
 use std::collections::HashMap;
@@ -17,15 +17,52 @@ use crate::labels::Labels;
 use crate::push::PushEntry;
 use crate::schema::{log_schema, IDX_LINE, IDX_METADATA, IDX_STREAM, IDX_TS};
 
+/// The smallest segment of an [`Arena`].
+const SEGMENT: usize = 256 << 10;
+
+/// Byte strings appended one after another, in segments that are never moved or grown:
+/// a single buffer grown by doubling holds up to twice its data, and copies all of it at
+/// every doubling. Each entry lies within one segment; an entry longer than
+/// [`SEGMENT`] gets a segment of its own size.
+#[derive(Debug, Default)]
+struct Arena {
+    segments: Vec<Vec<u8>>,
+    /// Per entry: its segment and where it ends there. An entry starts where the previous
+    /// one ended if that is in the same segment, else at 0. (Entries are bounded by the
+    /// push body size, far below 4 GiB.)
+    ends: Vec<(u32, u32)>,
+}
+
+impl Arena {
+    fn push(&mut self, b: &[u8]) {
+        let fits = self.segments.last().is_some_and(|s| s.capacity() - s.len() >= b.len());
+        if !fits {
+            // No room is taken for empty entries (most entries have no metadata).
+            self.segments.push(Vec::with_capacity(if b.is_empty() { 0 } else { b.len().max(SEGMENT) }));
+        }
+        let at = self.segments.len() - 1;
+        let seg = &mut self.segments[at];
+        seg.extend_from_slice(b);
+        self.ends.push((at as u32, seg.len() as u32));
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let (seg, end) = self.ends[i];
+        let start = match i.checked_sub(1).map(|p| self.ends[p]) {
+            Some((s, e)) if s == seg => e,
+            _ => 0,
+        };
+        &self.segments[seg as usize][start as usize..end as usize]
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct HeadStream {
     pub labels: Labels,
     pub fp: u64,
     ts: Vec<i64>,
-    line_ends: Vec<usize>,
-    lines: Vec<u8>,
-    meta_ends: Vec<usize>,
-    meta: Vec<u8>,
+    lines: Arena,
+    meta: Arena,
     /// True while every entry arrived in timestamp order.
     in_order: bool,
     pub min_ts: i64,
@@ -38,10 +75,8 @@ impl HeadStream {
             labels,
             fp,
             ts: Vec::new(),
-            line_ends: Vec::new(),
-            lines: Vec::new(),
-            meta_ends: Vec::new(),
-            meta: Vec::new(),
+            lines: Arena::default(),
+            meta: Arena::default(),
             in_order: true,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
@@ -57,13 +92,11 @@ impl HeadStream {
     }
 
     fn line(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.line_ends[i - 1] };
-        &self.lines[start..self.line_ends[i]]
+        self.lines.get(i)
     }
 
     fn metadata(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.meta_ends[i - 1] };
-        &self.meta[start..self.meta_ends[i]]
+        self.meta.get(i)
     }
 
     /// Appends one entry; returns the bytes it added, or `None` for an exact duplicate of
@@ -85,10 +118,8 @@ impl HeadStream {
             }
         }
         self.ts.push(e.ts);
-        self.lines.extend_from_slice(e.line.as_bytes());
-        self.line_ends.push(self.lines.len());
-        self.meta.extend_from_slice(meta_scratch);
-        self.meta_ends.push(self.meta.len());
+        self.lines.push(e.line.as_bytes());
+        self.meta.push(meta_scratch);
         self.min_ts = self.min_ts.min(e.ts);
         self.max_ts = self.max_ts.max(e.ts);
         Some(e.line.len() + meta_scratch.len() + 8)
@@ -254,6 +285,24 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arena_hands_back_every_entry() {
+        let mut a = Arena::default();
+        let entries: Vec<Vec<u8>> = (0..3000usize).map(|k| vec![(k % 251) as u8; if k % 500 == 7 { SEGMENT + k } else { k % 300 }]).collect();
+        for e in &entries {
+            a.push(e);
+        }
+        for (k, e) in entries.iter().enumerate() {
+            assert_eq!(a.get(k), &e[..], "entry {k}");
+        }
+        assert!(a.segments.len() > 3, "long entries and full segments start new ones");
+        let mut empty = Arena::default();
+        empty.push(b"");
+        empty.push(b"");
+        assert_eq!(empty.get(1), b"");
+        assert_eq!(empty.segments.iter().map(Vec::capacity).sum::<usize>(), 0);
+    }
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int64Type;
 
