@@ -28,7 +28,10 @@ use std::path::Path;
 use crate::codec::{put_uvarint, seal, unseal};
 use crate::error::{io_err, Result};
 
-const MAGIC: &[u8; 8] = b"SILTNGR2";
+const MAGIC: &[u8; 8] = b"SILTNGR3";
+/// The previous version, whose probes reduce hashes to bit positions by division (slow
+/// to build): still read, never written.
+const MAGIC_V2: &[u8; 8] = b"SILTNGR2";
 /// Rows per filter block; chunk pages hold the same number of rows, so a skipped block
 /// is a skipped page in every column.
 pub const BLOCK_ROWS: usize = 4096;
@@ -68,6 +71,8 @@ fn mix(mut x: u64) -> u64 {
 /// Reusable buffers for [`minimizers`].
 #[derive(Default)]
 struct Scratch {
+    /// Bit `i` set: byte `i` of the text is a word byte.
+    words: Vec<u64>,
     hashes: Vec<u64>,
     /// Minimum from the start of each aligned group of `WINDOW` hashes up to here.
     prefix: Vec<u64>,
@@ -75,26 +80,45 @@ struct Scratch {
     suffix: Vec<u64>,
 }
 
+/// The first position at or after `from` whose bit in `words` is `set`; past the end
+/// when there is none.
+fn next_bit(words: &[u64], from: usize, set: bool) -> usize {
+    let mut w = from / 64;
+    if w >= words.len() {
+        return from;
+    }
+    let flip = if set { 0 } else { u64::MAX };
+    let mut bits = (words[w] ^ flip) & (u64::MAX << (from % 64));
+    loop {
+        if bits != 0 {
+            return w * 64 + bits.trailing_zeros() as usize;
+        }
+        w += 1;
+        if w == words.len() {
+            return w * 64;
+        }
+        bits = words[w] ^ flip;
+    }
+}
+
 /// Calls `f` with the minimizer hash of every window of every run of `text`, skipping
 /// a window whose minimizer equals the previous window's.
 fn minimizers(text: &[u8], scratch: &mut Scratch, mut f: impl FnMut(u64)) {
+    // Classify every byte first, without branches, then find the runs a word of bits at
+    // a time: branching on each byte mispredicts at every run boundary.
+    let mut words = std::mem::take(&mut scratch.words);
+    words.clear();
+    words.extend(text.chunks(64).map(|c| c.iter().enumerate().fold(0u64, |m, (i, &b)| m | (u64::from(is_word(b)) << i))));
     let n = text.len();
-    let mut i = 0;
-    loop {
-        while i < n && !is_word(text[i]) {
-            i += 1;
+    let mut start = next_bit(&words, 0, true);
+    while start < n {
+        let end = next_bit(&words, start, false).min(n);
+        if end - start >= MIN_RUN {
+            run_minimizers(&text[start..end], scratch, &mut f);
         }
-        if i >= n {
-            return;
-        }
-        let start = i;
-        while i < n && is_word(text[i]) {
-            i += 1;
-        }
-        if i - start >= MIN_RUN {
-            run_minimizers(&text[start..i], scratch, &mut f);
-        }
+        start = next_bit(&words, end, true);
     }
+    scratch.words = words;
 }
 
 /// [`minimizers`] of one run, at least [`MIN_RUN`] bytes long. A window of `WINDOW`
@@ -139,33 +163,45 @@ pub fn literal_keys(literal: &[u8]) -> Vec<u64> {
 #[derive(Debug, Clone)]
 struct Bloom {
     words: Vec<u64>,
+    /// Probes as version 2 files do (see [`probes`]).
+    v2: bool,
     /// The block's time range, inclusive.
     min_ts: i64,
     max_ts: i64,
 }
 
 impl Bloom {
-    fn build(keys: &KeySet) -> Bloom {
+    fn build(keys: &KeySet, v2: bool) -> Bloom {
         let bits = (keys.len() * BITS_PER_ENTRY).max(64).next_multiple_of(64);
         let mut words = vec![0u64; bits / 64];
         for &k in keys {
-            for bit in probes(k, bits as u64) {
+            for bit in probes(k, bits as u64, v2) {
                 words[(bit / 64) as usize] |= 1 << (bit % 64);
             }
         }
-        Bloom { words, min_ts: i64::MAX, max_ts: i64::MIN }
+        Bloom { words, v2, min_ts: i64::MAX, max_ts: i64::MIN }
     }
 
     fn contains(&self, k: u64) -> bool {
         let bits = self.words.len() as u64 * 64;
-        bits > 0 && probes(k, bits).all(|bit| self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
+        bits > 0 && probes(k, bits, self.v2).all(|bit| self.words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
     }
 }
 
-fn probes(k: u64, bits: u64) -> impl Iterator<Item = u64> {
+/// The bit positions of key `k` in a filter of `bits` bits: double hashing, each value
+/// mapped into `[0, bits)` by its high bits (a multiply; version 2 files used the
+/// remainder, a division per probe, which made building the filters a tenth of ingest).
+fn probes(k: u64, bits: u64, v2: bool) -> impl Iterator<Item = u64> {
     let h1 = k;
     let h2 = mix(k ^ 0x9e37_79b9_7f4a_7c15) | 1;
-    (0..PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % bits)
+    (0..PROBES).map(move |i| {
+        let h = h1.wrapping_add(i.wrapping_mul(h2));
+        if v2 {
+            h % bits
+        } else {
+            ((u128::from(h) * u128::from(bits)) >> 64) as u64
+        }
+    })
 }
 
 /// Builds a chunk's filters as its rows are written.
@@ -179,11 +215,13 @@ pub(crate) struct NeedleBuilder {
     min_ts: i64,
     max_ts: i64,
     scratch: Scratch,
+    /// Builds version 2 filters (only tests do, to check that old files still read).
+    v2: bool,
 }
 
 impl Default for NeedleBuilder {
     fn default() -> Self {
-        NeedleBuilder { blocks: Vec::new(), current: KeySet::default(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Scratch::default() }
+        NeedleBuilder { blocks: Vec::new(), current: KeySet::default(), rows_in_block: 0, min_ts: i64::MAX, max_ts: i64::MIN, scratch: Scratch::default(), v2: false }
     }
 }
 
@@ -202,7 +240,7 @@ impl NeedleBuilder {
     }
 
     fn close_block(&mut self) {
-        let mut b = Bloom::build(&self.current);
+        let mut b = Bloom::build(&self.current, self.v2);
         (b.min_ts, b.max_ts) = (self.min_ts, self.max_ts);
         self.blocks.push(b);
         self.current.clear();
@@ -244,7 +282,7 @@ impl NeedleIndex {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
+        let mut out = if self.blocks.first().is_some_and(|b| b.v2) { MAGIC_V2.to_vec() } else { MAGIC.to_vec() };
         put_uvarint(&mut out, BLOCK_ROWS as u64);
         put_uvarint(&mut out, self.blocks.len() as u64);
         for b in &self.blocks {
@@ -259,7 +297,10 @@ impl NeedleIndex {
     }
 
     pub(crate) fn decode(buf: &[u8]) -> Option<NeedleIndex> {
-        let mut r = unseal(buf, MAGIC)?;
+        let (mut r, v2) = match unseal(buf, MAGIC) {
+            Some(r) => (r, false),
+            None => (unseal(buf, MAGIC_V2)?, true),
+        };
         if r.uvarint()? != BLOCK_ROWS as u64 {
             return None;
         }
@@ -269,7 +310,7 @@ impl NeedleIndex {
             let (min_ts, max_ts) = (r.i64()?, r.i64()?);
             let words = r.uvarint()? as usize;
             let bytes = r.bytes(words.checked_mul(8)?)?;
-            blocks.push(Bloom { words: bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(), min_ts, max_ts });
+            blocks.push(Bloom { words: bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(), v2, min_ts, max_ts });
         }
         r.is_empty().then_some(NeedleIndex { blocks })
     }
@@ -356,6 +397,26 @@ mod tests {
         }
         assert_eq!(fast, naive);
         assert!(!fast.is_empty());
+    }
+
+    /// Files written before the probes changed still find every key they hold.
+    #[test]
+    fn version_2_files_still_read() {
+        let lines: Vec<String> = (0..BLOCK_ROWS + 10).map(|i| format!("request_id={:032x} done", (i as u128).wrapping_mul(0x9e3779b97f4a7c15f39cc0605cedc835))).collect();
+        let mut b = NeedleBuilder { v2: true, ..NeedleBuilder::default() };
+        for l in &lines {
+            b.add(0, l.as_bytes());
+        }
+        let bytes = b.finish().encode();
+        assert_eq!(&bytes[..8], MAGIC_V2);
+        let back = NeedleIndex::decode(&bytes).expect("a version 2 file decodes");
+        for (i, l) in lines.iter().enumerate().step_by(500) {
+            let blocks = back.candidate_blocks(&[vec![literal_keys(&l.as_bytes()[11..43])]], i64::MIN, i64::MAX);
+            assert!(blocks[i / BLOCK_ROWS], "line {i}");
+        }
+        let absent = literal_keys(b"0123456789abcdef0123456789abcdef");
+        assert!(back.candidate_blocks(&[vec![absent]], i64::MIN, i64::MAX).iter().all(|b| !b));
+        assert_eq!(&index(&lines).encode()[..8], MAGIC, "new files are version 3");
     }
 
     #[test]
