@@ -203,9 +203,19 @@ impl Needed {
 
     /// Whether a parser's key may become a wanted label. Keys that sanitising changes
     /// are passed on, to be judged by their final name.
+    #[inline]
     fn may_want(&self, raw_name: &str) -> bool {
-        // This runs for every key of every parsed line: the length test comes first, as
-        // most keys have a length no wanted name has.
+        // This runs for every key of every parsed line: most keys have a length no wanted
+        // name has (nor one more, for a leading digit), and are answered here, inline.
+        let n = raw_name.len();
+        let fits = |len: usize| self.lengths.get(len).copied().unwrap_or(false);
+        if !fits(n) && !fits(n + 1) && raw_name.is_ascii() {
+            return false;
+        }
+        self.may_want_slow(raw_name)
+    }
+
+    fn may_want_slow(&self, raw_name: &str) -> bool {
         let n = raw_name.len();
         let fits = |len: usize| self.lengths.get(len).copied().unwrap_or(false);
         if fits(n) && self.raw.iter().any(|x| x == raw_name) {
