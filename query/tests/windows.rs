@@ -48,6 +48,15 @@ async fn newest_and_oldest_n_over_long_ranges() {
         };
         assert_eq!(lines, want, "limit {limit} {direction:?}");
     }
+    // A range whose length does not fit in an i64 is still read whole.
+    for (direction, start, end) in [(Direction::Forward, i64::MIN, i64::MAX), (Direction::Backward, i64::MIN + 1, t0 + 600 * min)] {
+        let q = LogQuery { expr: expr.clone(), start, end, limit: 3, direction, interval: 0, categorize: false };
+        let got = engine.log_query(std::slice::from_ref(&t), &q).await.unwrap();
+        let mut lines: Vec<(i64, String)> = got.iter().flat_map(|s| s.entries.iter().map(|e| (e.ts, e.line.clone()))).collect();
+        lines.sort();
+        let want = if direction == Direction::Forward { all[..3].to_vec() } else { all[all.len() - 3..].to_vec() };
+        assert_eq!(lines, want, "{direction:?} over the whole of time");
+    }
 }
 
 /// The same with a pipeline that keeps a few entries, and with `interval`: the windows

@@ -122,7 +122,9 @@ pub struct CompactorSection {
     #[serde(deserialize_with = "de_size")]
     pub target_chunk_size: u64,
     /// zstd level (1-22) of the chunks compaction writes (silt's own). Flushes write
-    /// level 1, which keeps ingest fast; compaction recompresses in the background.
+    /// level 1, which keeps ingest fast; the chunks compaction merges (or rewrites for
+    /// retention and deletes) are recompressed at this level, in the background. A chunk
+    /// compaction leaves alone (a day's only chunk, or one already big) keeps level 1.
     pub zstd_level: i32,
 }
 

@@ -90,9 +90,10 @@ pub async fn query_range(
 /// Loki's `max_query_length`: a range longer than the tenant's limit is refused.
 fn check_query_length(start: i64, end: i64, limits: &crate::Limits) -> Result<(), ApiError> {
     let max = i64::try_from(limits.max_query_length.as_nanos()).unwrap_or(i64::MAX);
-    if max > 0 && end - start > max {
+    let length = end.saturating_sub(start);
+    if max > 0 && length > max {
         let fmt = silt_query::duration::format_duration;
-        return Err(ApiError::bad_request(format!("the query time range exceeds the limit (query length: {}, limit: {})", fmt(end - start), fmt(max))));
+        return Err(ApiError::bad_request(format!("the query time range exceeds the limit (query length: {}, limit: {})", fmt(length), fmt(max))));
     }
     Ok(())
 }

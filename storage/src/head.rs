@@ -17,13 +17,17 @@ use crate::labels::Labels;
 use crate::push::PushEntry;
 use crate::schema::{log_schema, IDX_LINE, IDX_METADATA, IDX_STREAM, IDX_TS};
 
-/// The smallest segment of an [`Arena`].
+/// The first segment of an [`Arena`]; each next one is twice the last, up to [`SEGMENT`].
+const FIRST_SEGMENT: usize = 4 << 10;
+/// The largest segment of an [`Arena`] (unless one entry is larger).
 const SEGMENT: usize = 256 << 10;
 
 /// Byte strings appended one after another, in segments that are never moved or grown:
 /// a single buffer grown by doubling holds up to twice its data, and copies all of it at
-/// every doubling. Each entry lies within one segment; an entry longer than
-/// [`SEGMENT`] gets a segment of its own size.
+/// every doubling. Segments double from [`FIRST_SEGMENT`] to [`SEGMENT`], so a stream
+/// with little data (a tenant may have thousands) holds little, and a busy one wastes at
+/// most part of its last segment. Each entry lies within one segment; an entry longer
+/// than the next segment gets a segment of its own size.
 #[derive(Debug, Default)]
 struct Arena {
     segments: Vec<Vec<u8>>,
@@ -38,7 +42,8 @@ impl Arena {
         let fits = self.segments.last().is_some_and(|s| s.capacity() - s.len() >= b.len());
         if !fits {
             // No room is taken for empty entries (most entries have no metadata).
-            self.segments.push(Vec::with_capacity(if b.is_empty() { 0 } else { b.len().max(SEGMENT) }));
+            let next = self.segments.last().map_or(FIRST_SEGMENT, |s| (s.capacity() * 2).clamp(FIRST_SEGMENT, SEGMENT));
+            self.segments.push(Vec::with_capacity(if b.is_empty() { 0 } else { b.len().max(next) }));
         }
         let at = self.segments.len() - 1;
         let seg = &mut self.segments[at];
