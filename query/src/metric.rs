@@ -120,6 +120,12 @@ impl Acc {
         self.sum += v;
     }
 
+    /// `n` calls of [`Self::add_sum`] whose values sum to `sum`.
+    fn add_sums(&mut self, n: u64, sum: f64) {
+        self.n += n;
+        self.sum += sum;
+    }
+
     /// Adds the samples `o` gathered (Chan et al.'s pairwise update for mean and
     /// variance): what adding them here one by one would give, up to floating-point
     /// rounding; among samples with equal timestamps, `first` keeps this side's and
@@ -543,6 +549,38 @@ impl<'a> RangeAccumulator<'a> {
     /// counted, and creates no series).
     pub fn covers(&self, ts: i64) -> bool {
         !self.covering(ts).is_empty()
+    }
+
+    /// The steps whose windows hold a sample at `ts`.
+    pub fn windows_of(&self, ts: i64) -> std::ops::Range<usize> {
+        self.covering(ts)
+    }
+
+    /// Whether the windows keep only a count and a sum, so that samples may be added in
+    /// bulk ([`Self::add_sums_to`]).
+    pub fn sums_only(&self) -> bool {
+        self.sums_only
+    }
+
+    /// Adds `n` samples summing to `sum` to series `i`, all in the windows of `steps`
+    /// (from [`Self::windows_of`]). Only when [`Self::sums_only`]. The sum of plain
+    /// values (counts, line lengths) is exact, so this equals `n` calls of
+    /// [`Self::add_at`].
+    pub fn add_sums_to(&mut self, i: usize, steps: std::ops::Range<usize>, n: u64, sum: f64) -> Result<(), QueryError> {
+        debug_assert!(self.sums_only);
+        let windows = &mut self.windows[i];
+        let slots_before = windows.accs.len();
+        for k in steps {
+            windows.slot(k).add_sums(n, sum);
+            self.any[k] = true;
+        }
+        if let Some(b) = &mut self.budget {
+            let bytes = windows.accs.len().saturating_sub(slots_before) * std::mem::size_of::<Acc>();
+            if bytes > 0 {
+                b.grow(bytes)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether samples need nothing but their labels: no unwrap, no pipeline errors

@@ -192,6 +192,10 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
     let mut seen: HashMap<u64, Vec<(u64, Vec<u8>, usize)>, silt_storage::prehashed::Prehashed> = HashMap::default();
     // The previous row's stream, metadata and series (the buffer is reused).
     let (mut last_fp, mut last_m, mut last_s) = (None, Vec::new(), 0);
+    // Counts and sums of a run of rows of one series in the same windows, added at once:
+    // a stream's rows fill one set of windows for hundreds of rows at a time.
+    let bulk = acc.sums_only();
+    let mut run: Option<(usize, std::ops::Range<usize>, u64, f64)> = None;
     for b in batches {
         let b = b?;
         let fps = b.column(0).as_primitive::<UInt64Type>();
@@ -200,7 +204,8 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
         let lines = (b.num_columns() > 2 + metadata as usize).then(|| b.column(2 + metadata as usize).as_string::<i32>());
         for i in 0..b.num_rows() {
             // As the general path: a sample outside every window creates no series.
-            if !acc.covers(ts.value(i)) {
+            let steps = acc.windows_of(ts.value(i));
+            if steps.is_empty() {
                 continue;
             }
             let fp = fps.value(i);
@@ -235,8 +240,26 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
                 }
             };
             let len = lines.map_or(0, |l| l.value(i).len());
-            acc.add_at(series, ts.value(i), acc.plain_value(len))?;
+            let value = acc.plain_value(len);
+            if !bulk {
+                acc.add_at(series, ts.value(i), value)?;
+                continue;
+            }
+            match &mut run {
+                Some((s, st, n, sum)) if *s == series && *st == steps => {
+                    *n += 1;
+                    *sum += value;
+                }
+                _ => {
+                    if let Some((s, st, n, sum)) = run.replace((series, steps, 1, value)) {
+                        acc.add_sums_to(s, st, n, sum)?;
+                    }
+                }
+            }
         }
+    }
+    if let Some((s, st, n, sum)) = run {
+        acc.add_sums_to(s, st, n, sum)?;
     }
     Ok(true)
 }

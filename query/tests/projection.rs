@@ -69,6 +69,7 @@ async fn projected_pipelines_answer_as_the_full_ones() {
         (r#"sum by (pod, trace) (rate({app="api"} |= "path" {P} [5m]))"#, false),
         (r#"count_over_time({app="api"} {P} [5m])"#, false),
         (r#"sum(bytes_over_time({app="api"} {P} [5m]))"#, false),
+        (r#"sum by (pod) (bytes_rate({app="api"} {P} [1m]))"#, false),
     ];
     for (q, fails) in cases {
         let projected = run(&e, &t, &q.replace("{P}", "")).await;
