@@ -341,27 +341,23 @@ pub fn table(r: &Report) -> String {
         );
         let _ = writeln!(s, "{:<28} {:>14}", "  raw MB/s", format!("{:.1}", i.raw_mb_per_s));
         let _ = writeln!(s, "{:<28} {:>14}", "  flush after ingest, s", format!("{:.2}", i.flush_seconds));
-        let _ = writeln!(
-            s,
-            "{:<28} {:>14} {:>14} {:>14}",
-            "  disk per raw byte, flushed",
-            format!("{:.3}", i.disk_per_raw_byte),
-            format!("{LOKI_DISK_RATIO:.2}"),
-            format!("<= {TARGET_DISK_RATIO:.2}")
-        );
-        let _ = writeln!(s, "{:<28} {:>14}", "  disk MB, flushed", format!("{:.1}", mb(i.disk_bytes)));
-        let _ = writeln!(s, "{:<28} {:>14} {:>14} {:>14}", "  peak RSS ingest, MB", opt_mb(i.peak_rss_bytes), "751", "<= 300");
-        if let Some(c) = &i.compaction {
-            let _ = writeln!(s, "{:<28} {:>14}", "  compaction after flush, s", format!("{:.2}", c.seconds));
+        // The disk, next to Loki's and the target, as flushed and as compacted.
+        let disk = |s: &mut String, when: &str, ratio: f64, bytes: u64| {
             let _ = writeln!(
                 s,
                 "{:<28} {:>14} {:>14} {:>14}",
-                "  disk per raw byte, compacted",
-                format!("{:.3}", c.disk_per_raw_byte),
+                format!("  disk per raw byte, {when}"),
+                format!("{ratio:.3}"),
                 format!("{LOKI_DISK_RATIO:.2}"),
                 format!("<= {TARGET_DISK_RATIO:.2}")
             );
-            let _ = writeln!(s, "{:<28} {:>14}", "  disk MB, compacted", format!("{:.1}", mb(c.disk_bytes)));
+            let _ = writeln!(s, "{:<28} {:>14}", format!("  disk MB, {when}"), format!("{:.1}", mb(bytes)));
+        };
+        disk(&mut s, "flushed", i.disk_per_raw_byte, i.disk_bytes);
+        let _ = writeln!(s, "{:<28} {:>14} {:>14} {:>14}", "  peak RSS ingest, MB", opt_mb(i.peak_rss_bytes), "751", "<= 300");
+        if let Some(c) = &i.compaction {
+            let _ = writeln!(s, "{:<28} {:>14}", "  compaction after flush, s", format!("{:.2}", c.seconds));
+            disk(&mut s, "compacted", c.disk_per_raw_byte, c.disk_bytes);
             let _ = writeln!(s, "{:<28} {:>14}", "  peak RSS compaction, MB", opt_mb(c.peak_rss_bytes));
         }
     }

@@ -218,10 +218,6 @@ fn writer_properties(zstd_level: i32) -> Result<WriterProperties> {
         // instead of eight (less to store, to decompress and to decode).
         .set_column_dictionary_enabled(ColumnPath::from(crate::schema::COL_TS), false)
         .set_column_encoding(ColumnPath::from(crate::schema::COL_TS), Encoding::DELTA_BINARY_PACKED)
-        // ...and not compressed again: zstd finds many short matches in bit-packed deltas,
-        // which made decoding them a quarter of a `count_over_time` over everything, to
-        // save about a byte per row.
-        .set_column_compression(ColumnPath::from(crate::schema::COL_TS), Compression::UNCOMPRESSED)
         // Pages of exactly one needle-index block, so a block the index rules out is a
         // page the reader skips, in every column.
         .set_data_page_row_count_limit(crate::needle::BLOCK_ROWS)
