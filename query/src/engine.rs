@@ -539,8 +539,6 @@ pub(crate) fn split_line_filters(pipeline: &[Stage]) -> (&[Stage], &[Stage]) {
     pipeline.split_at(pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(pipeline.len()))
 }
 
-/// Whether the needle index can prune for the leading line filters: some `|=` clause
-/// has only literals long enough to look up.
 /// How much of the range a log query should have read after the next sliver, given
 /// that `covered` of it held `found` of the `limit` entries wanted. Expects the entries
 /// to go on at the rate seen so far, plus a quarter for luck; at least twice and at most
@@ -555,6 +553,8 @@ fn next_cover(covered: i64, found: usize, limit: usize) -> i64 {
     (want.min(hi as f64) as i64).max(lo)
 }
 
+/// Whether the needle index can prune for the leading line filters: some `|=` (or `|~`)
+/// clause has only literals long enough to look up.
 fn needle_pruned(pipeline: &[Stage]) -> bool {
     needles(split_line_filters(pipeline).0).iter().any(|clause| clause.iter().all(|lit| !silt_storage::needle::literal_keys(lit.as_bytes()).is_empty()))
 }
