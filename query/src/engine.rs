@@ -132,8 +132,25 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
+        self.scan_plan_with_fields(tenants, log, start, end, None)
+    }
+
+    /// [`Self::scan_plan`], with the JSON field columns for `fields` when given (see
+    /// [`LogTable::with_fields`]).
+    pub(crate) fn scan_plan_with_fields<'e>(
+        &self,
+        tenants: &[TenantId],
+        log: &'e crate::ast::LogExpr,
+        start: i64,
+        end: i64,
+        fields: Option<Vec<String>>,
+    ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
         let (pre, rest) = split_line_filters(&log.pipeline);
-        let table = Arc::new(LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre)));
+        let mut table = LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre));
+        if let Some(names) = fields {
+            table = table.with_fields(names);
+        }
+        let table = Arc::new(table);
         let streams = table.streams();
         let df = self.session().read_table(table)?;
         let mut predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
@@ -495,7 +512,7 @@ impl Engine {
     pub async fn volumes(&self, tenants: &[TenantId], matchers: &[silt_storage::Matcher], start: i64, end: i64) -> Result<(Vec<StreamVolume>, usize), QueryError> {
         let (tenants, matchers) = crate::provider::split_tenant_matchers(tenants, matchers);
         let multi = tenants.len() > 1;
-        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]), needles: Vec::new() };
+        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]), needles: Vec::new(), fields: None };
         // Per tenant: its parts, and its streams by fingerprint (labels as the query sees them).
         let mut work = Vec::new();
         let mut parts = 0;

@@ -18,7 +18,9 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use silt_storage::{log_schema, Labels, Matcher, ScanPart, ScanRequest, Store, TenantId, COL_TS};
+use arrow::record_batch::RecordBatch;
+use silt_storage::fields::FieldRequest;
+use silt_storage::{log_schema, with_field_columns, Labels, Matcher, ScanPart, ScanRequest, Store, TenantId, COL_TS};
 
 /// Streams seen by a scan, by fingerprint: the labels rows refer to.
 pub type StreamLabels = Arc<Mutex<HashMap<u64, Labels>>>;
@@ -29,6 +31,8 @@ pub struct LogTable {
     matchers: Vec<Matcher>,
     streams: StreamLabels,
     needles: Vec<Vec<String>>,
+    /// JSON field columns to read (see [`LogTable::with_fields`]).
+    fields: Option<FieldRequest>,
 }
 
 impl std::fmt::Debug for LogTable {
@@ -80,12 +84,20 @@ impl LogTable {
     /// A table over the streams of `tenants` that `matchers` select. Several tenants are
     /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
     pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new() }
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), fields: None }
     }
 
     /// Literals every line read must contain (see [`ScanRequest::needles`]).
     pub fn with_needles(mut self, needles: Vec<Vec<String>>) -> Self {
         self.needles = needles;
+        self
+    }
+
+    /// Adds the columns `__fields_exact` and `__field_<i>`: what `| json` extracts for
+    /// `names`, where compaction stored it (see [`silt_storage::fields`]). The `line` of a
+    /// row marked exact may be left empty.
+    pub fn with_fields(mut self, names: Vec<String>) -> Self {
+        self.fields = Some(FieldRequest { names: Arc::new(names), may_skip_lines: true });
         self
     }
 
@@ -119,7 +131,10 @@ fn time_bound(e: &Expr) -> Option<(i64, i64)> {
 #[async_trait]
 impl TableProvider for LogTable {
     fn schema(&self) -> SchemaRef {
-        log_schema()
+        match &self.fields {
+            Some(f) => with_field_columns(&log_schema(), f.names.len()),
+            None => log_schema(),
+        }
     }
 
     fn table_type(&self) -> TableType {
@@ -155,7 +170,21 @@ impl TableProvider for LogTable {
         }
         let multi = self.tenants.len() > 1;
         let (tenants, matchers) = split_tenant_matchers(&self.tenants, &self.matchers);
-        let req = ScanRequest { matchers, start, end, projection: projection.cloned(), needles: self.needles.clone() };
+        // The storage hands out its columns, then every field column: `reorder` picks
+        // the ones asked for, in their order.
+        let base = log_schema().fields().len();
+        let (storage_projection, reorder) = match (&self.fields, projection) {
+            (Some(f), Some(p)) => {
+                let stored: Vec<usize> = p.iter().copied().filter(|&c| c < base).collect();
+                let at = |c: usize| if c < base { stored.iter().position(|&s| s == c).expect("kept above") } else { stored.len() + c - base };
+                let reorder: Vec<usize> = p.iter().map(|&c| at(c)).collect();
+                let identity = reorder.len() == stored.len() + 1 + f.names.len() && reorder.iter().enumerate().all(|(i, &r)| i == r);
+                (Some(stored), (!identity).then_some(reorder))
+            }
+            (Some(_), None) => (None, None),
+            (None, p) => (p.cloned(), None),
+        };
+        let req = ScanRequest { matchers, start, end, projection: storage_projection, needles: self.needles.clone(), fields: self.fields.clone() };
         let mut all_parts: Vec<(ScanPart, u64)> = Vec::new();
         for tenant in &tenants {
             let scan = self.store.scan(tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -170,8 +199,8 @@ impl TableProvider for LogTable {
             }
         }
         let schema = match projection {
-            Some(p) => Arc::new(log_schema().project(p)?),
-            None => log_schema(),
+            Some(p) => Arc::new(self.schema().project(p)?),
+            None => self.schema(),
         };
         if all_parts.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
@@ -182,7 +211,7 @@ impl TableProvider for LogTable {
         let groups = balance(all_parts, state.config().target_partitions().max(1));
         let parts: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
-            .map(|g| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(g)) }) as Arc<dyn PartitionStream>)
+            .map(|g| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(g)), reorder: reorder.clone() }) as Arc<dyn PartitionStream>)
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(schema, parts, None, [], false, limit)?))
     }
@@ -229,6 +258,8 @@ fn salted(b: arrow::record_batch::RecordBatch, salt: u64) -> DfResult<arrow::rec
 struct PartStream {
     schema: SchemaRef,
     parts: Mutex<Option<Vec<(ScanPart, u64)>>>,
+    /// The storage batches' columns to hand out, when not all in their order.
+    reorder: Option<Vec<usize>>,
 }
 
 impl std::fmt::Debug for PartStream {
@@ -245,11 +276,16 @@ impl PartitionStream for PartStream {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let parts = self.parts.lock().unwrap().take();
         let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let (schema, reorder) = (self.schema.clone(), self.reorder.clone());
         match parts {
             Some(parts) => {
                 tokio::task::spawn_blocking(move || {
                     for (b, salt) in parts.into_iter().flat_map(|(p, salt)| p.execute().map(move |b| (b, salt))) {
                         let b = b.map_err(|e| DataFusionError::External(Box::new(e))).and_then(|b| salted(b, salt));
+                        let b = match &reorder {
+                            Some(r) => b.and_then(|b| Ok(RecordBatch::try_new(schema.clone(), r.iter().map(|&c| b.column(c).clone()).collect())?)),
+                            None => b,
+                        };
                         if tx.blocking_send(b).is_err() {
                             return; // the query stopped reading (limit reached or cancelled)
                         }

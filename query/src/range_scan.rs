@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int64Type, UInt64Type};
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::col;
 use silt_storage::codec::decode_metadata;
-use silt_storage::{Labels, TenantId, COL_LINE, COL_METADATA, COL_STREAM, COL_TS};
+use silt_storage::{field_column, Labels, TenantId, COL_FIELDS_EXACT, COL_LINE, COL_METADATA, COL_STREAM, COL_TS};
 
 use crate::ast::Stage;
 use crate::engine::{split_line_filters, Engine};
@@ -40,8 +40,13 @@ impl Engine {
             // meanwhile that lacks one makes the workers give up, and the pass is rerun
             // with the column.
             let mut metadata = !plain || !self.stream_labels_decide(tenants, &range.log.selector, from, to, acc.spec().key_labels().as_deref());
+            // `| json` metrics that look at a few fields read them from compaction's
+            // field columns where they can. An entry whose labels then need more than
+            // those fields (an error) and whose line was not read makes the workers give
+            // up, and the pass is rerun reading lines.
+            let mut fields = if plain { None } else { json_fields(&acc)? };
             let partials = loop {
-                let (df, streams, _) = self.scan_plan(tenants, &range.log, from, to)?;
+                let (df, streams, _) = self.scan_plan_with_fields(tenants, &range.log, from, to, fields.clone())?;
                 let mut cols = vec![col(COL_STREAM), col(COL_TS)];
                 if metadata {
                     cols.push(col(COL_METADATA));
@@ -49,16 +54,21 @@ impl Engine {
                 if !plain || acc.needs_line_len() {
                     cols.push(col(COL_LINE));
                 }
-                let (pool, limit, steps, owned) = (self.pool(), self.memory_limit(), steps.clone(), owned.clone());
+                if let Some(names) = &fields {
+                    cols.push(col(COL_FIELDS_EXACT));
+                    cols.extend((0..names.len()).map(|i| col(field_column(i))));
+                }
+                let (pool, limit, steps, owned, names) = (self.pool(), self.memory_limit(), steps.clone(), owned.clone(), fields.clone());
                 let partials = on_partitions(df.select(cols)?.execute_stream_partitioned().await?, move |batches| {
                     let budget = Budget::new(MemoryConsumer::new("range aggregation").register(&pool), limit);
                     let mut acc = RangeAccumulator::new(owned.spec(), steps.clone()).with_budget(budget);
-                    let complete = if plain { plain_rows(&mut acc, &streams, metadata, batches)? } else { pipeline_rows(&mut acc, &streams, batches).map(|()| true)? };
+                    let complete = if plain { plain_rows(&mut acc, &streams, metadata, batches)? } else { pipeline_rows(&mut acc, &streams, batches, names.as_deref())? };
                     Ok(complete.then(|| acc.into_partial()))
                 })
                 .await?;
                 match partials.into_iter().collect::<Option<Vec<_>>>() {
                     Some(p) => break p,
+                    None if fields.is_some() => fields = None,
                     None if !metadata => metadata = true,
                     None => return Err(QueryError::Internal("range aggregation incomplete with every column read".into())),
                 }
@@ -136,15 +146,34 @@ fn stream_labels(streams: &StreamLabels, fp: u64) -> Result<Labels, QueryError> 
     streams.lock().unwrap().get(&fp).cloned().ok_or_else(|| QueryError::Internal(format!("row of unknown stream {fp:x}")))
 }
 
-/// Runs the pipeline on every row (columns stream, ts, metadata, line). When only some
-/// labels can be observed, parsers keep only those and the series is found by their
-/// values, with nothing copied per entry; an entry with an error runs again through the
-/// full pipeline, since its series names every label.
-fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: Batches) -> Result<(), QueryError> {
+/// The JSON keys a range aggregation can read from field columns instead of its lines:
+/// when its pipeline is `| json` and label filters, with no line filter (which would
+/// need every line), and only some labels can be observed.
+fn json_fields(acc: &RangeAccumulator<'_>) -> Result<Option<Vec<String>>, QueryError> {
+    let spec = acc.spec();
+    let (pre, rest) = split_line_filters(&spec.range.log.pipeline);
+    if !pre.is_empty() || acc.needs_line_len() {
+        return Ok(None);
+    }
+    let Some(names) = spec.observed_labels() else { return Ok(None) };
+    Ok(Pipeline::compile(rest)?.projected(Needed::new(names)).json_fields())
+}
+
+/// Runs the pipeline on every row (columns stream, ts, metadata, line, then the field
+/// columns for `fields` when given). When only some labels can be observed, parsers keep
+/// only those and the series is found by their values, with nothing copied per entry; an
+/// entry with an error runs again through the full pipeline, since its series names
+/// every label. False, with the work abandoned, when such an entry's line was not read.
+fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches: Batches, fields: Option<&[String]>) -> Result<bool, QueryError> {
     let spec = acc.spec();
     let (_, rest) = split_line_filters(&spec.range.log.pipeline);
     let full = Pipeline::compile(rest)?;
     let projected = spec.observed_labels().map(|names| Pipeline::compile(rest).map(|p| p.projected(Needed::new(names)))).transpose()?;
+    let by_fields = match (fields, &projected) {
+        (Some(names), Some(p)) => Some((names, p)),
+        (None, _) => None,
+        (Some(_), None) => return Err(QueryError::Internal("field columns without a projected pipeline".into())),
+    };
     // The stream labels of the current run of rows.
     let mut base: Option<(u64, Labels)> = None;
     for b in batches {
@@ -153,6 +182,12 @@ fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches
         let ts = b.column(1).as_primitive::<Int64Type>();
         let meta = b.column(2).as_binary::<i32>();
         let lines = b.column(3).as_string::<i32>();
+        let exact = by_fields.map(|_| b.column(4).as_boolean());
+        let values: Vec<&StringArray> = match by_fields {
+            Some((names, _)) => (0..names.len()).map(|j| b.column(5 + j).as_string::<i32>()).collect(),
+            None => Vec::new(),
+        };
+        let mut found: Vec<(&str, &str)> = Vec::with_capacity(values.len());
         for i in 0..b.num_rows() {
             let t = ts.value(i);
             if !acc.covers(t) {
@@ -166,6 +201,25 @@ fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches
             let md = meta.is_valid(i).then(|| meta.value(i));
             let entry = || EntryLabels::new(labels.iter(), md.into_iter().flat_map(decode_metadata));
             let line = lines.value(i);
+            if let (Some((names, p)), Some(exact)) = (by_fields, exact) {
+                if exact.value(i) {
+                    found.clear();
+                    found.extend(names.iter().zip(&values).filter(|(_, v)| v.is_valid(i)).map(|(n, v)| (n.as_str(), v.value(i))));
+                    let Some((out, labels)) = p.process_fields(line, entry(), t, &found) else { continue };
+                    if acc.add_observed(t, out.len(), &labels)? {
+                        continue;
+                    }
+                    // An exact row's line is never empty (it holds a JSON object): an
+                    // empty one was not read.
+                    if line.is_empty() {
+                        return Ok(false);
+                    }
+                    if let Some((out, labels)) = full.process(line, entry(), t) {
+                        acc.add(t, out.len(), labels.into_pairs())?;
+                    }
+                    continue;
+                }
+            }
             if let Some(p) = &projected {
                 let Some((out, labels)) = p.process(line, entry(), t) else { continue };
                 if acc.add_observed(t, out.len(), &labels)? {
@@ -177,7 +231,7 @@ fn pipeline_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, batches
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The rows of a selector with line filters only and no unwrap (columns stream, ts,

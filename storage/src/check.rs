@@ -312,7 +312,8 @@ impl Checker {
             .iter()
             .flat_map(|m| {
                 let (pq, idx) = chunk::chunk_paths(tdir, m);
-                [chunk::needle_path(&pq), pq, idx]
+                let [ngr, fld] = chunk::companion_paths(&pq);
+                [ngr, fld, pq, idx]
             })
             .collect();
 
@@ -429,10 +430,10 @@ impl Checker {
     fn quarantine_chunk(&self, tenant: &str, meta: &ChunkMeta, named: bool) -> Result<String> {
         let tdir = self.dir.join("tenants").join(tenant);
         let (pq, idx) = chunk::chunk_paths(&tdir, meta);
-        let ngr = chunk::needle_path(&pq);
+        let [ngr, fld] = chunk::companion_paths(&pq);
         let qdir = self.dir.join(QUARANTINE).join(tenant).join(&meta.day);
         let mut moved = false;
-        for p in [&pq, &idx, &ngr] {
+        for p in [&pq, &idx, &ngr, &fld] {
             if p.symlink_metadata().is_ok() {
                 move_into(p, &qdir)?;
                 moved = true;

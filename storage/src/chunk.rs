@@ -13,8 +13,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, Int64Array};
-use arrow::compute::filter_record_batch;
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
+use arrow::buffer::{Buffer, OffsetBuffer};
+use arrow::compute::filter;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatchOptions;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{
@@ -33,8 +36,9 @@ use crate::head::{BatchBuilder, HeadStream};
 use crate::label_index::LabelIndex;
 use crate::labels::Labels;
 use crate::manifest::ChunkMeta;
+use crate::fields::{FieldRequest, FieldsBuilder, FieldsCursor, FieldsIndex};
 use crate::needle::{NeedleBuilder, NeedleIndex};
-use crate::schema::{log_schema, COL_LINE, IDX_TS};
+use crate::schema::{log_schema, with_field_columns, COL_LINE, IDX_LINE, IDX_TS};
 
 const INDEX_MAGIC: &[u8; 8] = b"SILTIDX1";
 
@@ -135,6 +139,8 @@ pub struct Chunk {
     /// The Parquet footer and page indexes, parsed on first read and kept: a chunk never
     /// changes once written.
     footer: OnceLock<ArrowReaderMetadata>,
+    /// The field-column directory, read on first use (`None`: the chunk has none).
+    fields: OnceLock<Option<Arc<FieldsIndex>>>,
 }
 
 impl Chunk {
@@ -143,7 +149,7 @@ impl Chunk {
         if needles.is_some() {
             let _ = cell.set(needles);
         }
-        Chunk { meta, index, path, retired: AtomicBool::new(false), needles: cell, footer: OnceLock::new() }
+        Chunk { meta, index, path, retired: AtomicBool::new(false), needles: cell, footer: OnceLock::new(), fields: OnceLock::new() }
     }
 
     pub(crate) fn retire(&self) {
@@ -154,6 +160,11 @@ impl Chunk {
     pub fn needle_index(&self) -> Option<&NeedleIndex> {
         self.needles.get_or_init(|| NeedleIndex::load(&needle_path(&self.path))).as_ref()
     }
+
+    /// The chunk's field-column directory, if it has one (read from disk once).
+    fn fields_index(&self) -> Option<Arc<FieldsIndex>> {
+        self.fields.get_or_init(|| FieldsIndex::load(&self.path).map(Arc::new)).clone()
+    }
 }
 
 /// The needle index file of a chunk, beside its Parquet file.
@@ -161,14 +172,21 @@ pub(crate) fn needle_path(parquet: &Path) -> PathBuf {
     parquet.with_extension("ngr")
 }
 
+/// The optional files beside a chunk's Parquet file: its needle index and its field
+/// columns. A chunk is read without them when they are missing.
+pub(crate) fn companion_paths(parquet: &Path) -> [PathBuf; 2] {
+    [needle_path(parquet), crate::fields::fields_path(parquet)]
+}
+
 impl Drop for Chunk {
     fn drop(&mut self) {
         if self.retired.load(std::sync::atomic::Ordering::Acquire) {
             let idx = self.path.with_extension("idx");
-            let ngr = needle_path(&self.path);
-            if let Err(e) = fs::remove_file(&ngr) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(file = %ngr.display(), error = %e, "cannot remove a retired needle index; the next start removes it");
+            for p in companion_paths(&self.path) {
+                if let Err(e) = fs::remove_file(&p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(file = %p.display(), error = %e, "cannot remove a retired chunk's companion file; the next start removes it");
+                    }
                 }
             }
             for p in [&self.path, &idx] {
@@ -258,6 +276,8 @@ pub(crate) struct ChunkWriter {
     writer: ArrowWriter<Checksummed<File>>,
     index: ChunkIndex,
     needles: NeedleBuilder,
+    /// Field columns, when asked for (compaction).
+    fields: Option<FieldsBuilder>,
 }
 
 /// A sink that checksums what goes through it (see [`DATA_CRC_KEY`]).
@@ -290,7 +310,13 @@ impl ChunkWriter {
         let file = File::create(&pq_path).map_err(io_err(pq_path.display()))?;
         let file = Checksummed { inner: file, crc: crc32fast::Hasher::new(), len: 0 };
         let writer = ArrowWriter::try_new(file, log_schema(), Some(props))?;
-        Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default(), needles: NeedleBuilder::default() })
+        Ok(ChunkWriter { meta, pq_path, idx_path, writer, index: ChunkIndex::default(), needles: NeedleBuilder::default(), fields: None })
+    }
+
+    /// Also writes the chunk's [field columns](crate::fields).
+    pub fn with_field_columns(mut self) -> Result<ChunkWriter> {
+        self.fields = Some(FieldsBuilder::create(&self.pq_path)?);
+        Ok(self)
     }
 
     pub fn rows(&self) -> u64 {
@@ -306,7 +332,11 @@ impl ChunkWriter {
         let fps = batch.column(crate::schema::IDX_STREAM).as_primitive::<arrow::datatypes::UInt64Type>();
         let ts = batch.column(IDX_TS).as_primitive::<Int64Type>();
         for (i, line) in batch.column(crate::schema::IDX_LINE).as_string::<i32>().iter().enumerate() {
-            self.needles.add(ts.value(i), line.unwrap_or("").as_bytes());
+            let line = line.unwrap_or("");
+            self.needles.add(ts.value(i), line.as_bytes());
+            if let Some(f) = &mut self.fields {
+                f.add(line)?;
+            }
         }
         let mut i = 0;
         while i < n {
@@ -343,7 +373,7 @@ impl ChunkWriter {
 
     /// Closes and fsyncs both files; `None` (and no files) when no row was written.
     pub fn finish(self) -> Result<Option<Chunk>> {
-        let ChunkWriter { mut meta, pq_path, idx_path, mut writer, index, needles } = self;
+        let ChunkWriter { mut meta, pq_path, idx_path, mut writer, index, needles, fields } = self;
         let needles = needles.finish();
         // Every row group out and through the writer's buffer: the checksum covers them all.
         writer.flush()?;
@@ -355,8 +385,14 @@ impl ChunkWriter {
         let file = writer.into_inner()?.inner;
         if meta.rows == 0 {
             drop(file);
+            if fields.is_some() {
+                crate::fields::discard(&pq_path);
+            }
             fs::remove_file(&pq_path).map_err(io_err(pq_path.display()))?;
             return Ok(None);
+        }
+        if let Some(f) = fields {
+            f.finish()?;
         }
         file.sync_all().map_err(io_err(pq_path.display()))?;
         meta.bytes = file.metadata().map_err(io_err(pq_path.display()))?.len();
@@ -411,7 +447,7 @@ impl Chunk {
 
     /// Reads the rows of streams `ordinals` (ascending) within `[start, end)`.
     pub fn scan(&self, ordinals: &[usize], start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
-        self.scan_blocks(ordinals, None, None, start, end, projection, batch_rows)
+        self.scan_blocks(ordinals, None, None, start, end, projection, None, batch_rows)
     }
 
     /// [`Self::row_ranges`] cut to the rows `[lo, hi)` of the file when `window` is given.
@@ -460,6 +496,8 @@ impl Chunk {
 
     /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true, and
     /// only rows `[lo, hi)` of the file when `window` is given (a share of a big scan).
+    /// With `fields`, the batches end with the field columns (see
+    /// [`crate::schema::with_field_columns`]).
     #[allow(clippy::too_many_arguments)]
     pub fn scan_blocks(
         &self,
@@ -469,6 +507,7 @@ impl Chunk {
         start: i64,
         end: i64,
         projection: Option<&[usize]>,
+        fields: Option<&FieldRequest>,
         batch_rows: usize,
     ) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
@@ -528,7 +567,29 @@ impl Chunk {
         read.sort_unstable();
         let ts_pos = read.iter().position(|&c| c == IDX_TS);
         let out_proj: Vec<usize> = wanted.iter().map(|c| read.iter().position(|r| r == c).expect("wanted is in read")).collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), read.iter().copied());
+
+        // Field columns: the lines are left unread when every row read is exact and
+        // has the wanted values stored.
+        let mut schema = log_schema().project(&wanted)?;
+        let mut cursor = None;
+        let mut line_at = None;
+        if let Some(req) = fields {
+            let index = self.fields_index();
+            let bs = crate::needle::BLOCK_ROWS as u64;
+            let all_exact = index.as_ref().is_some_and(|ix| {
+                ranges.iter().all(|&(a, b)| (a / bs..b.div_ceil(bs)).all(|blk| ix.answers_every_row(blk as usize, &req.names)))
+            });
+            if req.may_skip_lines && all_exact {
+                line_at = read.iter().position(|&c| c == IDX_LINE);
+            }
+            schema = with_field_columns(&schema, req.names.len()).as_ref().clone();
+            cursor = Some(FieldsCursor::new(index, req.names.clone(), ranges.clone()));
+        }
+        let mut mask_cols = read.clone();
+        if let Some(p) = line_at {
+            mask_cols.remove(p);
+        }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), mask_cols.iter().copied());
         let reader = if row_groups.is_empty() {
             None
         } else {
@@ -541,7 +602,7 @@ impl Chunk {
                     .build()?,
             )
         };
-        Ok(ChunkScan { reader, ts_filter: ts_pos.filter(|_| needs_ts_filter).map(|p| (p, start, end)), out_proj })
+        Ok(ChunkScan { reader, ts_filter: ts_pos.filter(|_| needs_ts_filter).map(|p| (p, start, end)), out_proj, line_at, fields: cursor, schema: Arc::new(schema) })
     }
 }
 
@@ -550,6 +611,42 @@ pub struct ChunkScan {
     reader: Option<ParquetRecordBatchReader>,
     ts_filter: Option<(usize, i64, i64)>,
     out_proj: Vec<usize>,
+    /// Where the `line` column goes when it is not read (every row exact): empty lines.
+    line_at: Option<usize>,
+    fields: Option<FieldsCursor>,
+    schema: SchemaRef,
+}
+
+/// `n` empty strings, with no bytes behind them.
+fn empty_lines(n: usize) -> ArrayRef {
+    Arc::new(StringArray::new(OffsetBuffer::new_zeroed(n), Buffer::from(Vec::<u8>::new()), None))
+}
+
+impl ChunkScan {
+    fn next_batch(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let n = batch.num_rows();
+        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        if let Some(p) = self.line_at {
+            cols.insert(p, empty_lines(n));
+        }
+        let mut out: Vec<ArrayRef> = self.out_proj.iter().map(|&c| cols[c].clone()).collect();
+        if let Some(f) = &mut self.fields {
+            out.extend(f.next_columns(n)?);
+        }
+        let mut rows = n;
+        if let Some((col, start, end)) = self.ts_filter {
+            let ts: &Int64Array = cols[col].as_primitive::<Int64Type>();
+            let keep: BooleanArray = ts.iter().map(|t| t.map(|t| t >= start && t < end)).collect();
+            rows = keep.true_count();
+            if rows < n {
+                out = out.iter().map(|c| filter(c, &keep)).collect::<std::result::Result<_, _>>()?;
+            }
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        Ok(Some(RecordBatch::try_new_with_options(self.schema.clone(), out, &RecordBatchOptions::new().with_row_count(Some(rows)))?))
+    }
 }
 
 impl Iterator for ChunkScan {
@@ -560,21 +657,11 @@ impl Iterator for ChunkScan {
                 Ok(b) => b,
                 Err(e) => return Some(Err(e.into())),
             };
-            let batch = match self.ts_filter {
-                Some((col, start, end)) => {
-                    let ts: &Int64Array = batch.column(col).as_primitive::<Int64Type>();
-                    let keep: BooleanArray = ts.iter().map(|t| t.map(|t| t >= start && t < end)).collect();
-                    match filter_record_batch(&batch, &keep) {
-                        Ok(b) => b,
-                        Err(e) => return Some(Err(e.into())),
-                    }
-                }
-                None => batch,
-            };
-            if batch.num_rows() == 0 {
-                continue;
+            match self.next_batch(batch) {
+                Ok(Some(b)) => return Some(Ok(b)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
             }
-            return Some(batch.project(&self.out_proj).map_err(Into::into));
         }
     }
 }

@@ -114,7 +114,7 @@ pub(crate) fn merge(
             if batch.num_rows() > 0 {
                 let w = match writer {
                     Some(w) => w,
-                    None => writer.insert(ChunkWriter::create(tenant_dir, new_id(), day.clone(), zstd_level)?),
+                    None => writer.insert(ChunkWriter::create(tenant_dir, new_id(), day.clone(), zstd_level)?.with_field_columns()?),
                 };
                 w.write(&batch, label_of)?;
                 stats.rows_out += batch.num_rows() as u64;

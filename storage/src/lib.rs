@@ -19,7 +19,7 @@
 //! <data_dir>/LOCK                                     held by the one writing process
 //! <data_dir>/wal/<segment>.wal                        acknowledged pushes not yet in chunks
 //! <data_dir>/tenants/<tenant>/manifest.json           live chunks + WAL checkpoint
-//! <data_dir>/tenants/<tenant>/chunks/<day>/<id>.parquet|.idx
+//! <data_dir>/tenants/<tenant>/chunks/<day>/<id>.parquet|.idx|.ngr|.fld
 //! <data_dir>/tenants/<tenant>/deletes.json            delete requests
 //! <data_dir>/retention.json                           the retention the server last ran with
 //! <data_dir>/quarantine/                              damaged files set aside by `silt check --repair`
@@ -37,8 +37,10 @@ mod config;
 pub mod deletes;
 mod error;
 mod failpoint;
+pub mod fields;
 mod head;
 pub mod ingest;
+pub mod json;
 pub mod label_index;
 mod labels;
 pub mod limits;

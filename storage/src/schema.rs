@@ -32,3 +32,20 @@ pub fn log_schema() -> SchemaRef {
         })
         .clone()
 }
+
+/// With field columns asked for (see [`crate::fields`]): whether the row's `| json`
+/// labels are exactly the field columns that have a value.
+pub const COL_FIELDS_EXACT: &str = "__fields_exact";
+
+/// The name of the `i`-th field column a scan hands out (in the order asked for).
+pub fn field_column(i: usize) -> String {
+    format!("__field_{i}")
+}
+
+/// `base` followed by the field columns for `n` names: `__fields_exact`, then the values.
+pub fn with_field_columns(base: &Schema, n: usize) -> SchemaRef {
+    let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(COL_FIELDS_EXACT, DataType::Boolean, false));
+    fields.extend((0..n).map(|i| Field::new(field_column(i), DataType::Utf8, true)));
+    Arc::new(Schema::new(fields))
+}

@@ -23,6 +23,7 @@ use crate::visibility::{Liveness, RowFilter};
 use crate::codec::{decode_push, encode_push};
 use crate::config::StoreConfig;
 use crate::error::{io_err, Result, StoreError};
+use crate::fields::FieldRequest;
 use crate::head::Head;
 use crate::ingest::{self, PushOutcome, StreamActivity};
 use crate::metrics::StoreMetrics;
@@ -112,6 +113,8 @@ pub struct ScanRequest {
     /// "b"` is one clause). Only a hint: chunks skip blocks their needle index rules out;
     /// the caller still filters the lines.
     pub needles: Vec<Vec<String>>,
+    /// Field columns to hand out after the projected ones (see [`crate::fields`]).
+    pub fields: Option<FieldRequest>,
 }
 
 /// The result of resolving a [`ScanRequest`]: the matching streams' labels and independent
@@ -126,6 +129,7 @@ pub struct ScanPart {
     start: i64,
     end: i64,
     projection: Option<Vec<usize>>,
+    fields: Option<FieldRequest>,
     batch_rows: usize,
     /// Expired and deleted entries to cut, when there are any.
     filter: Option<Arc<RowFilter>>,
@@ -138,6 +142,16 @@ enum PartSource {
     /// A chunk's streams, the needle-index blocks that may match (all when `None`), and
     /// the rows of the file this part is limited to (all when `None`).
     Chunk(ChunkRef, Arc<Vec<usize>>, Option<Arc<Vec<bool>>>, Option<(u64, u64)>),
+}
+
+/// `batch` followed by field columns for `n` names that say no row is exact.
+fn without_fields(batch: RecordBatch, n: usize) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let schema = crate::schema::with_field_columns(&batch.schema(), n);
+    let mut cols = batch.columns().to_vec();
+    cols.push(Arc::new(arrow::array::BooleanArray::from(vec![false; rows])));
+    cols.extend((0..n).map(|_| arrow::array::new_null_array(&arrow::datatypes::DataType::Utf8, rows)));
+    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 /// Parts smaller than this are not split: a share of a scan should be worth a thread.
@@ -185,6 +199,7 @@ impl ScanPart {
                 start: self.start,
                 end: self.end,
                 projection: self.projection.clone(),
+                fields: self.fields.clone(),
                 batch_rows: self.batch_rows,
                 filter: self.filter.clone(),
             })
@@ -206,7 +221,13 @@ impl ScanPart {
         let pos = |c: usize| read.iter().position(|&r| r == c).expect("the column is read");
         let (stream, ts) = (pos(crate::schema::IDX_STREAM), pos(crate::schema::IDX_TS));
         let entry = filter.needs_entries().then(|| (pos(crate::schema::IDX_LINE), pos(crate::schema::IDX_METADATA)));
-        let out: Vec<usize> = wanted.iter().map(|&c| pos(c)).collect();
+        let mut out: Vec<usize> = wanted.iter().map(|&c| pos(c)).collect();
+        if let Some(f) = &mut self.fields {
+            // The field columns come after the columns read; a delete that looks at
+            // lines needs every line.
+            out.extend(read.len()..read.len() + 1 + f.names.len());
+            f.may_skip_lines &= !filter.needs_entries();
+        }
         self.projection = Some(read);
         Box::new(self.read().filter_map(move |b| {
             let b = b.and_then(|b| filter.apply(b, stream, ts, entry)).and_then(|b| b.project(&out).map_err(Into::into));
@@ -218,6 +239,13 @@ impl ScanPart {
     }
 
     fn read(self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+        let head_fields = self.fields.as_ref().filter(|_| !matches!(self.source, PartSource::Chunk(..))).map(|f| f.names.len());
+        if let Some(n) = head_fields {
+            // Head rows have no field columns: none is exact.
+            let mut inner = self;
+            inner.fields = None;
+            return Box::new(inner.read().map(move |b| b.and_then(|b| without_fields(b, n))));
+        }
         let proj = self.projection.as_deref();
         match self.source {
             PartSource::Batches(b, held) => match (proj, held) {
@@ -230,7 +258,7 @@ impl ScanPart {
             PartSource::Frozen(head, ids) => {
                 Box::new(head.scan(&ids, self.start, self.end, proj, self.batch_rows).into_iter().map(Ok))
             }
-            PartSource::Chunk(c, ordinals, blocks, window) => match c.scan_blocks(&ordinals, blocks.as_deref().map(Vec::as_slice), window, self.start, self.end, proj, self.batch_rows) {
+            PartSource::Chunk(c, ordinals, blocks, window) => match c.scan_blocks(&ordinals, blocks.as_deref().map(Vec::as_slice), window, self.start, self.end, proj, self.fields.as_ref(), self.batch_rows) {
                 Ok(it) => Box::new(it),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             },
@@ -519,7 +547,7 @@ impl Store {
         }
         let batch_rows = self.inner.cfg.batch_rows;
         // The row filter is only known once the streams are; parts get it at the end.
-        let part = |source| ScanPart { source, start, end: req.end, projection: req.projection.clone(), batch_rows, filter: None };
+        let part = |source| ScanPart { source, start, end: req.end, projection: req.projection.clone(), fields: req.fields.clone(), batch_rows, filter: None };
         let s = t.state.read().unwrap();
         let mut heads: Vec<&Head> = vec![&s.head];
         heads.extend(s.frozen.iter().map(|h| h.as_ref()));
@@ -842,7 +870,7 @@ fn load_tenants(dir: &Path, cleanup: bool, compiler: Option<&deletes::DeleteComp
         for meta in manifest.chunks {
             let c = chunk::open_chunk(&tdir, meta)?;
             let (pq, idx) = chunk::chunk_paths(&tdir, &c.meta);
-            live.insert(chunk::needle_path(&pq));
+            live.extend(chunk::companion_paths(&pq));
             live.insert(pq);
             live.insert(idx);
             for s in &c.index.streams {

@@ -7,7 +7,6 @@
 //! stream label or structured metadata is renamed `<name>_extracted`; a stage that fails
 //! sets `__error__` (and `__error_details__`) and keeps the entry.
 
-mod json;
 pub mod logfmt;
 mod template;
 
@@ -361,8 +360,30 @@ impl Pipeline {
 
     /// Runs the pipeline on one entry (`ts` in Unix ns). `None` when a stage filtered it
     /// out. The line is borrowed until a stage rewrites it.
-    pub fn process<'a>(&self, line: impl Into<Cow<'a, str>>, mut labels: EntryLabels<'a>, ts: i64) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
-        let mut line: Cow<'a, str> = line.into();
+    pub fn process<'a>(&self, line: impl Into<Cow<'a, str>>, labels: EntryLabels<'a>, ts: i64) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
+        self.run(line.into(), labels, ts, None)
+    }
+
+    /// [`Self::process`] for an entry whose `| json` result is known: `fields` are the
+    /// values, of the keys its line has among those the parser keeps (the [`Needed`]
+    /// names), of an exact row of compaction's field columns (see
+    /// [`silt_storage::fields`]). Only for a pipeline [`Self::json_fields`] accepts; the
+    /// line is not looked at and may be empty.
+    pub fn process_fields<'a>(&self, line: &'a str, labels: EntryLabels<'a>, ts: i64, fields: &[(&str, &str)]) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
+        self.run(Cow::Borrowed(line), labels, ts, Some(fields))
+    }
+
+    /// The JSON keys to read from field columns instead of parsing lines, when this
+    /// projected pipeline looks at nothing else: a `json` stage without parameters, then
+    /// label filters only.
+    pub fn json_fields(&self) -> Option<Vec<String>> {
+        let needed = self.needed.as_ref()?;
+        let (first, rest) = self.steps.split_first()?;
+        let plain_json = matches!(first, Step::Json(params) if params.is_empty());
+        (plain_json && rest.iter().all(|s| matches!(s, Step::LabelFilter(_)))).then(|| needed.raw.clone())
+    }
+
+    fn run<'a>(&self, mut line: Cow<'a, str>, mut labels: EntryLabels<'a>, ts: i64, fields: Option<&[(&str, &str)]>) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
         let wanted = self.needed.as_ref();
         let may_want = |k: &str| wanted.is_none_or(|w| w.may_want(k));
         for step in &self.steps {
@@ -372,11 +393,18 @@ impl Pipeline {
                         return None;
                     }
                 }
+                Step::Json(params) if params.is_empty() && fields.is_some() => {
+                    // Exact rows have valid, distinct names none of which ends in
+                    // `_extracted`: the order they are set in does not matter.
+                    for (k, v) in fields.unwrap_or_default() {
+                        labels.set_parsed(k, v, wanted);
+                    }
+                }
                 Step::Json(params) if params.is_empty() => {
                     // Kept aside until the whole line parsed: a malformed line gets the
                     // error and none of its labels.
                     Found::with(|found| {
-                        let r = json::flatten(&line, &mut |k, v| {
+                        let r = silt_storage::json::flatten(&line, &mut |k, v| {
                             if may_want(k) {
                                 found.push(k, v)
                             }

@@ -1,6 +1,8 @@
 //! Loki's `json` parser: every scalar of a JSON object becomes a label, nested keys joined
 //! with `_` (`{"a":{"b":1}}` gives `a_b="1"`), arrays skipped, strings unescaped, numbers
-//! and booleans as written. A small scanner over the bytes: no tree is built.
+//! and booleans as written. A small scanner over the bytes: no tree is built. The query
+//! crate's `| json` stage runs it, and so does compaction, to build [field
+//! columns](crate::fields) that must give exactly what the stage would.
 
 use std::borrow::Cow;
 

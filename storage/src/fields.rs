@@ -1,0 +1,670 @@
+//! Field columns: what `| json` extracts from each line, kept per needle-index block
+//! beside a compacted chunk (`<id>.fld`). A metric query that groups or unwraps by a few
+//! JSON fields (`sum by (path) (rate({app="api"} | json [5m]))`) reads those fields'
+//! columns instead of decompressing and parsing every line.
+//!
+//! A row is *exact* when [`json::flatten`] accepts its line and every key it emits is a
+//! valid label name, emitted once, and not ending in `_extracted`. For such a row, `| json`
+//! sets exactly the keys that have a value in the row's block columns, and in any order
+//! (no two of its keys can end up as one label). Other rows (not JSON, keys to sanitise,
+//! duplicate keys) are read from their lines. A key whose column would be big (ids and
+//! timestamps: values that hardly compress) is listed but not stored: a query that wants
+//! it reads that block's lines. Exact rows never carry a key their block does not list.
+//!
+//! Only compaction writes these files: ingest stays lean, and most of a day's rows end
+//! up in compacted chunks. A missing or damaged file only means the lines are read.
+//!
+//! Layout: one zstd frame per stored (block, key) column, then the sealed footer (per
+//! block: its rows, which of them are exact, and its keys with their frames), then the
+//! footer's length as a u64, little-endian.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanBuilder, StringBuilder};
+
+use crate::codec::{put_uvarint, seal, unseal};
+use crate::error::{io_err, Result, StoreError};
+use crate::json;
+use crate::labels::is_valid_label_name;
+use crate::needle::BLOCK_ROWS;
+
+const MAGIC: &[u8; 8] = b"SILTFLD1";
+
+/// Distinct keys kept per block: the rows of a block that bring more are not exact (a
+/// line format with unbounded keys is read from its lines).
+const MAX_KEYS: usize = 64;
+
+/// A key's column is stored when its frame takes at most this many bytes per value (plus
+/// a frame's overhead). Levels, methods, paths, status codes and durations fit; request
+/// ids and timestamps do not, and storing them would nearly double the disk they take.
+const MAX_FRAME_BYTES_PER_VALUE: usize = 3;
+
+/// zstd level of the frames: they are small, and low-cardinality columns shrink to almost
+/// nothing at any level.
+const FRAME_ZSTD_LEVEL: i32 = 3;
+
+/// The field-column file beside a chunk's Parquet file.
+pub(crate) fn fields_path(parquet: &Path) -> PathBuf {
+    parquet.with_extension("fld")
+}
+
+/// One key's column in the block being built.
+struct KeyColumn {
+    name: String,
+    /// Per row so far: `0` for no value, else `uvarint(len + 1)` and the value's bytes.
+    raw: Vec<u8>,
+    /// Rows encoded in `raw`.
+    rows: u32,
+    /// Rows with a value.
+    values: u32,
+    /// The last row (counted from 1) that emitted the key: a second emission is a duplicate.
+    seen_in: u32,
+}
+
+/// Builds a chunk's field-column file from its lines, in file order.
+pub(crate) struct FieldsBuilder {
+    path: PathBuf,
+    file: BufWriter<File>,
+    written: u64,
+    /// The footer's block entries so far, and how many.
+    footer: Vec<u8>,
+    blocks: u64,
+    keys: Vec<KeyColumn>,
+    by_name: HashMap<String, usize>,
+    /// Rows in the current block, and which of them are exact.
+    rows: u32,
+    exact: Vec<u64>,
+    exact_rows: u32,
+    /// The current row's values: key, and a range of `scratch`.
+    row: Vec<(usize, u32, u32)>,
+    scratch: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+impl FieldsBuilder {
+    pub(crate) fn create(parquet: &Path) -> Result<FieldsBuilder> {
+        let path = fields_path(parquet);
+        let file = File::create(&path).map_err(io_err(path.display()))?;
+        let compressor = zstd::bulk::Compressor::new(FRAME_ZSTD_LEVEL).map_err(io_err(path.display()))?;
+        Ok(FieldsBuilder {
+            path,
+            file: BufWriter::new(file),
+            written: 0,
+            footer: Vec::new(),
+            blocks: 0,
+            keys: Vec::new(),
+            by_name: HashMap::new(),
+            rows: 0,
+            exact: vec![0; BLOCK_ROWS.div_ceil(64)],
+            exact_rows: 0,
+            row: Vec::new(),
+            scratch: Vec::new(),
+            compressor,
+        })
+    }
+
+    /// Adds the next row's line.
+    pub(crate) fn add(&mut self, line: &str) -> Result<()> {
+        let stamp = self.rows + 1;
+        if line.trim_start().starts_with('{') && self.parse_row(line, stamp) {
+            for &(k, a, b) in &self.row {
+                let col = &mut self.keys[k];
+                col.raw.resize(col.raw.len() + (self.rows - col.rows) as usize, 0);
+                put_uvarint(&mut col.raw, u64::from(b - a) + 1);
+                col.raw.extend_from_slice(&self.scratch[a as usize..b as usize]);
+                col.rows = self.rows + 1;
+                col.values += 1;
+            }
+            self.exact[self.rows as usize / 64] |= 1 << (self.rows % 64);
+            self.exact_rows += 1;
+        }
+        self.rows += 1;
+        if self.rows as usize == BLOCK_ROWS {
+            self.close_block()?;
+        }
+        Ok(())
+    }
+
+    /// Parses a line into `row`; whether the row is exact.
+    fn parse_row(&mut self, line: &str, stamp: u32) -> bool {
+        let FieldsBuilder { keys, by_name, row, scratch, .. } = self;
+        row.clear();
+        scratch.clear();
+        let mut exact = true;
+        let parsed = json::flatten(line, &mut |k, v| {
+            if !exact {
+                return;
+            }
+            if !is_valid_label_name(k) || k.ends_with("_extracted") {
+                exact = false;
+                return;
+            }
+            // Lines of one stream mostly list their keys in the same order.
+            let guess = row.last().map_or(0, |r| r.0 + 1);
+            let idx = match keys.get(guess) {
+                Some(c) if c.name == k => guess,
+                _ => match by_name.get(k) {
+                    Some(&i) => i,
+                    None if keys.len() < MAX_KEYS => {
+                        by_name.insert(k.to_string(), keys.len());
+                        keys.push(KeyColumn { name: k.to_string(), raw: Vec::new(), rows: 0, values: 0, seen_in: 0 });
+                        keys.len() - 1
+                    }
+                    None => {
+                        exact = false;
+                        return;
+                    }
+                },
+            };
+            if keys[idx].seen_in == stamp {
+                exact = false;
+                return;
+            }
+            keys[idx].seen_in = stamp;
+            let a = scratch.len() as u32;
+            scratch.extend_from_slice(v.as_bytes());
+            row.push((idx, a, scratch.len() as u32));
+        });
+        parsed.is_ok() && exact && self.scratch.len() <= u32::MAX as usize
+    }
+
+    /// Writes the block's stored columns and its footer entry, and starts the next block.
+    fn close_block(&mut self) -> Result<()> {
+        let n = self.rows;
+        put_uvarint(&mut self.footer, u64::from(n));
+        if self.exact_rows == 0 {
+            self.footer.push(0);
+        } else if self.exact_rows == n {
+            self.footer.push(1);
+        } else {
+            self.footer.push(2);
+            let bytes: Vec<u8> = self.exact.iter().flat_map(|w| w.to_le_bytes()).take((n as usize).div_ceil(8)).collect();
+            self.footer.extend_from_slice(&bytes);
+        }
+        put_uvarint(&mut self.footer, self.keys.len() as u64);
+        for col in &mut self.keys {
+            col.raw.resize(col.raw.len() + (n - col.rows) as usize, 0);
+            put_uvarint(&mut self.footer, col.name.len() as u64);
+            self.footer.extend_from_slice(col.name.as_bytes());
+            if col.values == 0 {
+                self.footer.push(0);
+                continue;
+            }
+            let frame = self.compressor.compress(&col.raw).map_err(io_err(self.path.display()))?;
+            let stored = frame.len() <= MAX_FRAME_BYTES_PER_VALUE * col.values as usize + 64;
+            tracing::trace!(key = %col.name, values = col.values, raw = col.raw.len(), frame = frame.len(), stored, "field column");
+            if !stored {
+                self.footer.push(2);
+                continue;
+            }
+            self.file.write_all(&frame).map_err(io_err(self.path.display()))?;
+            self.footer.push(1);
+            put_uvarint(&mut self.footer, self.written);
+            put_uvarint(&mut self.footer, frame.len() as u64);
+            put_uvarint(&mut self.footer, col.raw.len() as u64);
+            self.written += frame.len() as u64;
+        }
+        self.blocks += 1;
+        self.keys.clear();
+        self.by_name.clear();
+        self.rows = 0;
+        self.exact.fill(0);
+        self.exact_rows = 0;
+        Ok(())
+    }
+
+    /// Writes the footer and fsyncs the file.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        if self.rows > 0 {
+            self.close_block()?;
+        }
+        let mut body = MAGIC.to_vec();
+        put_uvarint(&mut body, self.blocks);
+        body.extend_from_slice(&self.footer);
+        let footer = seal(body);
+        let path = self.path.clone();
+        let mut file = self.file.into_inner().map_err(|e| io_err(path.display())(e.into_error()))?;
+        file.write_all(&footer)
+            .and_then(|()| file.write_all(&(footer.len() as u64).to_le_bytes()))
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(path.display()))
+    }
+}
+
+/// Which rows of a block are exact.
+#[derive(Debug)]
+enum Exact {
+    None,
+    All,
+    Bits(Vec<u8>),
+}
+
+#[derive(Debug)]
+enum Column {
+    /// No exact row of the block has the key.
+    Absent,
+    /// A zstd frame at `offset`, `len` bytes long, `raw` bytes decompressed.
+    Stored { offset: u64, len: usize, raw: usize },
+    /// Listed but not stored: exact rows may have the key, only their lines tell.
+    Unstored,
+}
+
+#[derive(Debug)]
+struct Block {
+    rows: u32,
+    exact: Exact,
+    keys: Vec<(Box<str>, Column)>,
+}
+
+impl Block {
+    fn is_exact(&self, row: usize) -> bool {
+        match &self.exact {
+            Exact::None => false,
+            Exact::All => true,
+            Exact::Bits(b) => b.get(row / 8).is_some_and(|byte| byte >> (row % 8) & 1 == 1),
+        }
+    }
+
+    /// Whether the exact rows' values of `names` are all in this block's columns.
+    fn answers(&self, names: &[String]) -> bool {
+        !self.keys.iter().any(|(k, c)| matches!(c, Column::Unstored) && names.iter().any(|n| **n == **k))
+    }
+}
+
+/// A chunk's field-column directory (the footer), kept in memory once read.
+#[derive(Debug)]
+pub struct FieldsIndex {
+    path: PathBuf,
+    blocks: Vec<Block>,
+}
+
+impl FieldsIndex {
+    /// Reads a chunk's field-column footer; `None` when there is no file (a flushed
+    /// chunk) or it is damaged (then its lines are read).
+    pub(crate) fn load(parquet: &Path) -> Option<FieldsIndex> {
+        let path = fields_path(parquet);
+        let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+            let mut f = File::open(path)?;
+            let size = f.metadata()?.len();
+            let mut len = [0u8; 8];
+            f.seek(SeekFrom::Start(size.checked_sub(8).ok_or(std::io::ErrorKind::InvalidData)?))?;
+            f.read_exact(&mut len)?;
+            let len = u64::from_le_bytes(len);
+            let start = size.checked_sub(8).and_then(|s| s.checked_sub(len)).ok_or(std::io::ErrorKind::InvalidData)?;
+            f.seek(SeekFrom::Start(start))?;
+            let mut buf = vec![0; len as usize];
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        };
+        let buf = match read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable field-column file; the chunk's lines are read instead");
+                return None;
+            }
+        };
+        let blocks = Self::decode(&buf);
+        if blocks.is_none() {
+            tracing::warn!(file = %path.display(), "ignoring a damaged field-column file; the chunk's lines are read instead");
+        }
+        Some(FieldsIndex { path, blocks: blocks? })
+    }
+
+    fn decode(buf: &[u8]) -> Option<Vec<Block>> {
+        let mut r = unseal(buf, MAGIC)?;
+        let n = r.uvarint()?;
+        let mut blocks = Vec::with_capacity(n.min(1 << 20) as usize);
+        for _ in 0..n {
+            let rows = u32::try_from(r.uvarint()?).ok().filter(|&n| n as usize <= BLOCK_ROWS)?;
+            let exact = match r.u8()? {
+                0 => Exact::None,
+                1 => Exact::All,
+                2 => Exact::Bits(r.bytes((rows as usize).div_ceil(8))?.to_vec()),
+                _ => return None,
+            };
+            let nkeys = r.uvarint()?;
+            let mut keys = Vec::with_capacity(nkeys.min(MAX_KEYS as u64) as usize);
+            for _ in 0..nkeys {
+                let name: Box<str> = r.str()?.into();
+                let col = match r.u8()? {
+                    0 => Column::Absent,
+                    1 => Column::Stored { offset: r.uvarint()?, len: usize::try_from(r.uvarint()?).ok()?, raw: usize::try_from(r.uvarint()?).ok()? },
+                    2 => Column::Unstored,
+                    _ => return None,
+                };
+                keys.push((name, col));
+            }
+            blocks.push(Block { rows, exact, keys });
+        }
+        r.is_empty().then_some(blocks)
+    }
+
+    /// Whether every row of block `b` is exact and has the values of `names` stored: a
+    /// scan of such blocks alone needs no line.
+    pub(crate) fn answers_every_row(&self, b: usize, names: &[String]) -> bool {
+        self.blocks.get(b).is_some_and(|blk| matches!(blk.exact, Exact::All) && blk.answers(names))
+    }
+}
+
+/// Hands out the field columns of a scan's rows, batch by batch, in file order.
+pub(crate) struct FieldsCursor {
+    index: Option<Arc<FieldsIndex>>,
+    file: Option<File>,
+    names: Arc<Vec<String>>,
+    /// The rows of the file the scan reads, in order, and the next one.
+    ranges: Vec<(u64, u64)>,
+    range: usize,
+    next: u64,
+    /// The block decoded last, whether its exact rows can be answered, and per name its
+    /// values (per row: a range of the buffer, or none).
+    block: Option<usize>,
+    usable: bool,
+    columns: Vec<(Vec<u8>, Vec<Option<(u32, u32)>>)>,
+}
+
+impl FieldsCursor {
+    pub(crate) fn new(index: Option<Arc<FieldsIndex>>, names: Arc<Vec<String>>, ranges: Vec<(u64, u64)>) -> FieldsCursor {
+        let next = ranges.first().map_or(0, |r| r.0);
+        let columns = names.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        FieldsCursor { index, file: None, names, ranges, range: 0, next, block: None, usable: false, columns }
+    }
+
+    /// The columns of the next `n` rows: whether each is exact, then per name its value
+    /// (null when the row has none or is not exact).
+    pub(crate) fn next_columns(&mut self, n: usize) -> Result<Vec<ArrayRef>> {
+        let mut exact = BooleanBuilder::with_capacity(n);
+        let mut values: Vec<StringBuilder> = self.names.iter().map(|_| StringBuilder::with_capacity(n, n * 4)).collect();
+        let mut left = n;
+        while left > 0 {
+            let Some(&(_, end)) = self.ranges.get(self.range) else {
+                return Err(StoreError::InvalidInput("field columns asked for more rows than the scan reads".into()));
+            };
+            let take = (end - self.next).min(left as u64);
+            match self.index.clone() {
+                Some(index) => {
+                    for row in self.next..self.next + take {
+                        self.row_into(&index, row, &mut exact, &mut values)?;
+                    }
+                }
+                None => {
+                    exact.append_n(take as usize, false);
+                    values.iter_mut().for_each(|v| (0..take).for_each(|_| v.append_null()));
+                }
+            }
+            self.next += take;
+            left -= take as usize;
+            if self.next == end {
+                self.range += 1;
+                self.next = self.ranges.get(self.range).map_or(end, |r| r.0);
+            }
+        }
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(1 + values.len());
+        out.push(Arc::new(exact.finish()));
+        out.extend(values.iter_mut().map(|v| Arc::new(v.finish()) as ArrayRef));
+        Ok(out)
+    }
+
+    fn row_into(&mut self, index: &FieldsIndex, row: u64, exact: &mut BooleanBuilder, values: &mut [StringBuilder]) -> Result<()> {
+        let b = (row / BLOCK_ROWS as u64) as usize;
+        if self.block != Some(b) {
+            self.load_block(index, b)?;
+        }
+        let i = (row % BLOCK_ROWS as u64) as usize;
+        let is_exact = self.usable && index.blocks[b].is_exact(i);
+        exact.append_value(is_exact);
+        for ((buf, spans), out) in self.columns.iter().zip(values.iter_mut()) {
+            match spans.get(i).copied().flatten().filter(|_| is_exact) {
+                Some((a, z)) => {
+                    let v = std::str::from_utf8(&buf[a as usize..z as usize]).map_err(|_| self.corrupt("a value is not UTF-8"))?;
+                    out.append_value(v);
+                }
+                None => out.append_null(),
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, comment: &str) -> StoreError {
+        let path = self.index.as_ref().map_or_else(PathBuf::new, |i| i.path.clone());
+        StoreError::Corrupt { path, comment: format!("field columns: {comment}") }
+    }
+
+    /// Decodes the wanted columns of block `b`.
+    fn load_block(&mut self, index: &FieldsIndex, b: usize) -> Result<()> {
+        let blk = index.blocks.get(b).ok_or_else(|| self.corrupt("a row beyond the last block"))?;
+        self.block = Some(b);
+        self.usable = blk.answers(&self.names);
+        for (name, (buf, spans)) in self.names.iter().zip(self.columns.iter_mut()) {
+            buf.clear();
+            spans.clear();
+            let Some((offset, len, raw)) = blk.keys.iter().find(|(k, _)| **k == **name).and_then(|(_, c)| match c {
+                Column::Stored { offset, len, raw } => Some((*offset, *len, *raw)),
+                _ => None,
+            }) else {
+                continue;
+            };
+            if self.file.is_none() {
+                self.file = Some(File::open(&index.path).map_err(io_err(index.path.display()))?);
+            }
+            let file = self.file.as_mut().expect("opened above");
+            let mut frame = vec![0; len];
+            file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut frame)).map_err(io_err(index.path.display()))?;
+            *buf = zstd::bulk::decompress(&frame, raw).ok().filter(|d| d.len() == raw).ok_or_else(|| StoreError::Corrupt {
+                path: index.path.clone(),
+                comment: format!("field columns: block {b} key {name} does not decompress"),
+            })?;
+            let mut r = crate::codec::Reader::new(buf);
+            let mut pos = 0usize;
+            for _ in 0..blk.rows {
+                let before = r.remaining();
+                let v = r.uvarint().ok_or_else(|| StoreError::Corrupt { path: index.path.clone(), comment: format!("field columns: block {b} key {name} is cut short") })?;
+                pos += before - r.remaining();
+                if v == 0 {
+                    spans.push(None);
+                    continue;
+                }
+                let len = usize::try_from(v - 1).ok().filter(|&l| l <= r.remaining()).ok_or_else(|| StoreError::Corrupt {
+                    path: index.path.clone(),
+                    comment: format!("field columns: block {b} key {name} has a value past its end"),
+                })?;
+                r.bytes(len);
+                spans.push(Some((pos as u32, (pos + len) as u32)));
+                pos += len;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes a field-column file that was started but not finished.
+pub(crate) fn discard(parquet: &Path) {
+    let path = fields_path(parquet);
+    if let Err(e) = fs::remove_file(&path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove an unfinished field-column file; the next start removes it");
+        }
+    }
+}
+
+/// The field columns a scan hands out after its projected columns: `__fields_exact`,
+/// then one per name (see [`crate::schema::with_field_columns`]).
+#[derive(Debug, Clone)]
+pub struct FieldRequest {
+    pub names: Arc<Vec<String>>,
+    /// Whether a chunk may leave the `line` column empty where every row it reads is exact
+    /// and has the names' values stored (the caller then needs no line of an exact row).
+    pub may_skip_lines: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+
+    /// Writes `lines` as a chunk's field columns; the path stands for the chunk's Parquet file.
+    fn build(dir: &Path, lines: &[String]) -> PathBuf {
+        let pq = dir.join("c.parquet");
+        let mut b = FieldsBuilder::create(&pq).unwrap();
+        for l in lines {
+            b.add(l).unwrap();
+        }
+        b.finish().unwrap();
+        pq
+    }
+
+    /// What `| json` emits for a line, when the row should be exact.
+    fn exact_pairs(line: &str) -> Option<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        json::flatten(line, &mut |k, v| out.push((k.to_string(), v.to_string()))).ok()?;
+        let mut names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        let distinct = names.windows(2).all(|w| w[0] != w[1]);
+        (distinct && names.iter().all(|k| is_valid_label_name(k) && !k.ends_with("_extracted"))).then_some(out)
+    }
+
+    fn lines(n: usize) -> Vec<String> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let r = (x >> 33) as usize;
+                match r % 23 {
+                    0 => format!("level=info msg=\"not json\" i={i}"),
+                    1 => r#"{"a":1,"a":2}"#.to_string(),
+                    2 => r#"{"a-b":"x","path":"/q"}"#.to_string(),
+                    3 => r#"{"x_extracted":"1"}"#.to_string(),
+                    4 => format!(r#"{{"path":"/p{}","ms":"#, r % 3),
+                    5 => String::new(),
+                    6 => "{}".to_string(),
+                    7 => format!(r#" {{"msg":"quote \" and \u00e9 {i}","n":null,"arr":[1,{{"z":2}}],"nested":{{"a":{{"b":"deep"}}}}}}"#),
+                    _ => format!(
+                        r#"{{"level":"{}","path":"/api/v{}/x","ms":{}.{},"status":{},"id":"{:016x}{:016x}","empty":""}}"#,
+                        ["info", "warn", "error"][r % 3],
+                        r % 4,
+                        r % 997,
+                        r % 10,
+                        200 + (r % 4) * 100,
+                        x,
+                        x.rotate_left(17)
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    /// Every row read back, batch by batch: (exact, value per name).
+    fn read_all(pq: &Path, names: &[&str], ranges: Vec<(u64, u64)>) -> Vec<(bool, Vec<Option<String>>)> {
+        let index = FieldsIndex::load(pq).map(Arc::new);
+        assert!(index.is_some());
+        let total: u64 = ranges.iter().map(|r| r.1 - r.0).sum();
+        let names = Arc::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let mut c = FieldsCursor::new(index, names.clone(), ranges);
+        let mut out = Vec::new();
+        let mut left = total as usize;
+        while left > 0 {
+            let n = left.min(1000);
+            let cols = c.next_columns(n).unwrap();
+            let exact = cols[0].as_boolean();
+            for i in 0..n {
+                let vals = cols[1..].iter().map(|a| a.as_string::<i32>()).map(|a| a.is_valid(i).then(|| a.value(i).to_string())).collect();
+                out.push((exact.value(i), vals));
+            }
+            left -= n;
+        }
+        assert!(c.next_columns(1).is_err(), "no rows beyond the ranges");
+        out
+    }
+
+    #[test]
+    fn exact_rows_give_what_json_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = lines(2 * BLOCK_ROWS + 321);
+        let pq = build(dir.path(), &lines);
+        let names = ["level", "path", "ms", "status", "empty", "msg", "nested_a_b", "a", "n", "arr", "missing"];
+        let ranges = vec![(5, 100), (BLOCK_ROWS as u64 - 3, BLOCK_ROWS as u64 + 7), (2 * BLOCK_ROWS as u64, lines.len() as u64)];
+        let rows: Vec<u64> = ranges.iter().flat_map(|&(a, b)| a..b).collect();
+        let got = read_all(&pq, &names, ranges);
+        assert_eq!(got.len(), rows.len());
+        // `msg` varies too much to be stored: its blocks are read from their lines.
+        let index = FieldsIndex::load(&pq).unwrap();
+        let owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        assert!(index.blocks.iter().all(|b| !b.answers(&owned)));
+        assert!(index.blocks.iter().all(|b| b.answers(&owned[..5])), "level, path, ms, status and empty are stored");
+        let mut exact = 0;
+        for (&row, (is_exact, vals)) in rows.iter().zip(&got) {
+            let line = &lines[row as usize];
+            let want = exact_pairs(line).filter(|_| index.blocks[row as usize / BLOCK_ROWS].answers(&owned));
+            assert_eq!(*is_exact, want.is_some(), "row {row}: {line}");
+            let Some(want) = want else {
+                assert!(vals.iter().all(Option::is_none));
+                continue;
+            };
+            exact += 1;
+            for (name, v) in names.iter().zip(vals) {
+                let w = want.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                assert_eq!(v, &w, "row {row} {name}: {line}");
+            }
+        }
+        assert_eq!(exact, 0, "every block has a `msg` left unstored");
+        // Without `msg`, the exact rows are answered.
+        let names = &names[..5];
+        let ranges = vec![(0, lines.len() as u64)];
+        let got = read_all(&pq, names, ranges);
+        let mut exact = 0;
+        for (row, (is_exact, vals)) in got.iter().enumerate() {
+            let line = &lines[row];
+            let want = exact_pairs(line);
+            assert_eq!(*is_exact, want.is_some(), "row {row}: {line}");
+            let Some(want) = want else { continue };
+            exact += 1;
+            for (name, v) in names.iter().zip(vals) {
+                let w = want.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                assert_eq!(v, &w, "row {row} {name}: {line}");
+            }
+        }
+        assert!(exact > lines.len() / 2, "{exact} of {}", lines.len());
+    }
+
+    #[test]
+    fn a_wanted_key_left_unstored_makes_its_block_read_from_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = lines(BLOCK_ROWS + 10);
+        let pq = build(dir.path(), &lines);
+        // `id` is random hex: too big to store, so no row can be answered with it.
+        let got = read_all(&pq, &["path", "id"], vec![(0, lines.len() as u64)]);
+        assert!(got.iter().all(|(exact, _)| !exact));
+        let index = FieldsIndex::load(&pq).unwrap();
+        assert!(!index.answers_every_row(0, &["path".to_string()]), "the block has lines that are not JSON");
+    }
+
+    #[test]
+    fn blocks_of_json_lines_need_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = (0..BLOCK_ROWS + 5).map(|i| format!(r#"{{"path":"/p{}","ms":{}}}"#, i % 7, i % 50)).collect();
+        let pq = build(dir.path(), &lines);
+        let index = FieldsIndex::load(&pq).unwrap();
+        let names = vec!["path".to_string(), "ms".to_string(), "other".to_string()];
+        assert!(index.answers_every_row(0, &names) && index.answers_every_row(1, &names));
+        assert!(!index.answers_every_row(2, &names), "no such block");
+    }
+
+    #[test]
+    fn a_damaged_or_missing_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(FieldsIndex::load(&dir.path().join("none.parquet")).is_none());
+        let pq = build(dir.path(), &lines(100));
+        let path = fields_path(&pq);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.len() - 20;
+        bytes[at] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        assert!(FieldsIndex::load(&pq).is_none());
+        fs::write(&path, &bytes[..3]).unwrap();
+        assert!(FieldsIndex::load(&pq).is_none());
+    }
+}
