@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::compute::filter;
 use arrow::datatypes::SchemaRef;
@@ -518,45 +518,11 @@ impl Chunk {
                 self.footer.get_or_init(|| f).clone()
             }
         };
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
-
         let ranges = self.row_ranges_in(ordinals, blocks, window);
         let needs_ts_filter = ordinals.iter().any(|&i| {
             let s = &self.index.streams[i];
             s.min_ts < start || s.max_ts >= end
         });
-
-        // Keep only the row groups that hold selected rows; the selection is relative to them.
-        let mut row_groups = Vec::new();
-        let mut selectors = Vec::new();
-        let mut rg_start = 0u64;
-        let mut ri = 0;
-        for (rg, md) in builder.metadata().row_groups().iter().enumerate() {
-            let rg_end = rg_start + md.num_rows() as u64;
-            while ri < ranges.len() && ranges[ri].1 <= rg_start {
-                ri += 1;
-            }
-            let mut pos = rg_start;
-            let mut sel = Vec::new();
-            let mut j = ri;
-            while j < ranges.len() && ranges[j].0 < rg_end {
-                let (a, b) = (ranges[j].0.max(rg_start), ranges[j].1.min(rg_end));
-                if a > pos {
-                    sel.push(RowSelector::skip((a - pos) as usize));
-                }
-                sel.push(RowSelector::select((b - a) as usize));
-                pos = b;
-                j += 1;
-            }
-            if !sel.is_empty() {
-                if pos < rg_end {
-                    sel.push(RowSelector::skip((rg_end - pos) as usize));
-                }
-                row_groups.push(rg);
-                selectors.extend(sel);
-            }
-            rg_start = rg_end;
-        }
 
         // Read the requested columns plus `ts` when the time filter needs it.
         let wanted: Vec<usize> = projection.map(<[usize]>::to_vec).unwrap_or_else(|| (0..log_schema().fields().len()).collect());
@@ -568,19 +534,38 @@ impl Chunk {
         let ts_pos = read.iter().position(|&c| c == IDX_TS);
         let out_proj: Vec<usize> = wanted.iter().map(|c| read.iter().position(|r| r == c).expect("wanted is in read")).collect();
 
-        // Field columns: the lines are left unread when every row read is exact and
-        // has the wanted values stored.
+        // Field columns: lines are read only in the blocks where some row is not exact
+        // or lacks a wanted value, by a reader of their own.
         let mut schema = log_schema().project(&wanted)?;
         let mut cursor = None;
         let mut line_at = None;
+        let mut line_feed = None;
         if let Some(req) = fields {
             let index = self.fields_index();
-            let bs = crate::needle::BLOCK_ROWS as u64;
-            let all_exact = index.as_ref().is_some_and(|ix| {
-                ranges.iter().all(|&(a, b)| (a / bs..b.div_ceil(bs)).all(|blk| ix.answers_every_row(blk as usize, &req.names)))
-            });
-            if req.may_skip_lines && all_exact {
-                line_at = read.iter().position(|&c| c == IDX_LINE);
+            let line_pos = read.iter().position(|&c| c == IDX_LINE);
+            if let (Some(ix), Some(pos), true) = (&index, line_pos, req.may_skip_lines) {
+                let bs = crate::needle::BLOCK_ROWS as u64;
+                let mut line_ranges: Vec<(u64, u64)> = Vec::new();
+                for &(a, b) in &ranges {
+                    for blk in a / bs..b.div_ceil(bs) {
+                        if !ix.answers_every_row(blk as usize, &req.names) {
+                            let (x, y) = (a.max(blk * bs), b.min((blk + 1) * bs));
+                            match line_ranges.last_mut() {
+                                Some(last) if last.1 == x => last.1 = y,
+                                _ => line_ranges.push((x, y)),
+                            }
+                        }
+                    }
+                }
+                if line_ranges != ranges {
+                    line_at = Some(pos);
+                    if !line_ranges.is_empty() {
+                        let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
+                        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.clone());
+                        let mask = ProjectionMask::roots(builder.parquet_schema(), [IDX_LINE]);
+                        line_feed = reader_for(builder, &line_ranges, mask, batch_rows)?.map(LineFeed::new);
+                    }
+                }
             }
             schema = with_field_columns(&schema, req.names.len()).as_ref().clone();
             cursor = Some(FieldsCursor::new(index, req.names.clone(), ranges.clone()));
@@ -589,20 +574,97 @@ impl Chunk {
         if let Some(p) = line_at {
             mask_cols.remove(p);
         }
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
         let mask = ProjectionMask::roots(builder.parquet_schema(), mask_cols.iter().copied());
-        let reader = if row_groups.is_empty() {
-            None
-        } else {
-            Some(
-                builder
-                    .with_row_groups(row_groups)
-                    .with_row_selection(RowSelection::from(selectors))
-                    .with_projection(mask)
-                    .with_batch_size(batch_rows)
-                    .build()?,
-            )
-        };
-        Ok(ChunkScan { reader, ts_filter: ts_pos.filter(|_| needs_ts_filter).map(|p| (p, start, end)), out_proj, line_at, fields: cursor, schema: Arc::new(schema) })
+        let reader = reader_for(builder, &ranges, mask, batch_rows)?;
+        Ok(ChunkScan {
+            reader,
+            ts_filter: ts_pos.filter(|_| needs_ts_filter).map(|p| (p, start, end)),
+            out_proj,
+            line_at,
+            line_feed,
+            fields: cursor,
+            schema: Arc::new(schema),
+        })
+    }
+}
+
+/// A reader of the rows `ranges` (ascending) of the file, or `None` when there are none:
+/// only the row groups that hold them, each cut by a row selection.
+fn reader_for(builder: ParquetRecordBatchReaderBuilder<File>, ranges: &[(u64, u64)], mask: ProjectionMask, batch_rows: usize) -> Result<Option<ParquetRecordBatchReader>> {
+    let mut row_groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut rg_start = 0u64;
+    let mut ri = 0;
+    for (rg, md) in builder.metadata().row_groups().iter().enumerate() {
+        let rg_end = rg_start + md.num_rows() as u64;
+        while ri < ranges.len() && ranges[ri].1 <= rg_start {
+            ri += 1;
+        }
+        let mut pos = rg_start;
+        let mut sel = Vec::new();
+        let mut j = ri;
+        while j < ranges.len() && ranges[j].0 < rg_end {
+            let (a, b) = (ranges[j].0.max(rg_start), ranges[j].1.min(rg_end));
+            if a > pos {
+                sel.push(RowSelector::skip((a - pos) as usize));
+            }
+            sel.push(RowSelector::select((b - a) as usize));
+            pos = b;
+            j += 1;
+        }
+        if !sel.is_empty() {
+            if pos < rg_end {
+                sel.push(RowSelector::skip((rg_end - pos) as usize));
+            }
+            row_groups.push(rg);
+            selectors.extend(sel);
+        }
+        rg_start = rg_end;
+    }
+    if row_groups.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(builder.with_row_groups(row_groups).with_row_selection(RowSelection::from(selectors)).with_projection(mask).with_batch_size(batch_rows).build()?))
+}
+
+/// The lines of the rows that need one, read by a reader of their own, handed out in
+/// order.
+struct LineFeed {
+    reader: ParquetRecordBatchReader,
+    batch: Option<StringArray>,
+    pos: usize,
+}
+
+impl LineFeed {
+    fn new(reader: ParquetRecordBatchReader) -> LineFeed {
+        LineFeed { reader, batch: None, pos: 0 }
+    }
+
+    /// A line column: the next line for each row that `needs` one, empty for the others.
+    fn column(&mut self, needs: &[bool]) -> Result<ArrayRef> {
+        let mut out = arrow::array::StringBuilder::with_capacity(needs.len(), 0);
+        for &need in needs {
+            if !need {
+                out.append_value("");
+                continue;
+            }
+            loop {
+                if let Some(b) = self.batch.as_ref().filter(|b| self.pos < b.len()) {
+                    out.append_value(b.value(self.pos));
+                    self.pos += 1;
+                    break;
+                }
+                match self.reader.next() {
+                    Some(b) => {
+                        self.batch = Some(b?.column(0).as_string::<i32>().clone());
+                        self.pos = 0;
+                    }
+                    None => return Err(StoreError::InvalidInput("the line reader ended before the rows that need lines".into())),
+                }
+            }
+        }
+        Ok(Arc::new(out.finish()))
     }
 }
 
@@ -611,8 +673,10 @@ pub struct ChunkScan {
     reader: Option<ParquetRecordBatchReader>,
     ts_filter: Option<(usize, i64, i64)>,
     out_proj: Vec<usize>,
-    /// Where the `line` column goes when it is not read (every row exact): empty lines.
+    /// Where the `line` column goes when the main reader does not read it: lines from
+    /// `line_feed` for the rows of blocks that need them, empty ones for the others.
     line_at: Option<usize>,
+    line_feed: Option<LineFeed>,
     fields: Option<FieldsCursor>,
     schema: SchemaRef,
 }
@@ -625,14 +689,21 @@ fn empty_lines(n: usize) -> ArrayRef {
 impl ChunkScan {
     fn next_batch(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let n = batch.num_rows();
+        let mut needs_line = Vec::new();
+        let field_cols = match &mut self.fields {
+            Some(f) => Some(f.next_columns(n, self.line_feed.is_some().then_some(&mut needs_line))?),
+            None => None,
+        };
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         if let Some(p) = self.line_at {
-            cols.insert(p, empty_lines(n));
+            let lines = match &mut self.line_feed {
+                Some(feed) => feed.column(&needs_line)?,
+                None => empty_lines(n),
+            };
+            cols.insert(p, lines);
         }
         let mut out: Vec<ArrayRef> = self.out_proj.iter().map(|&c| cols[c].clone()).collect();
-        if let Some(f) = &mut self.fields {
-            out.extend(f.next_columns(n)?);
-        }
+        out.extend(field_cols.into_iter().flatten());
         let mut rows = n;
         if let Some((col, start, end)) = self.ts_filter {
             let ts: &Int64Array = cols[col].as_primitive::<Int64Type>();

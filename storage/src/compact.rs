@@ -8,6 +8,9 @@
 //! are copied as slices, so the common case (chunks of successive flushes, which barely
 //! overlap in time) costs about one copy per row.
 //!
+//! New chunks get [field columns](crate::fields): the JSON keys of their lines, for
+//! metric queries that group or unwrap by a few of them.
+//!
 //! New chunks are written and fsync'd beside the old ones; the caller swaps the manifest
 //! (the atomic step) and retires the inputs. A crash before the swap leaves unnamed new
 //! files, after it unnamed old files; startup deletes both.

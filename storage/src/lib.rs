@@ -27,7 +27,8 @@
 //!
 //! Maintenance ([`Store::maintain`]): retention (per tenant and stream, hidden from reads
 //! at once, removed from disk by rewriting chunks), delete requests, and compaction of
-//! small chunks; see `store/maintain.rs`.
+//! small chunks, which also writes their JSON [field columns](fields); see
+//! `store/maintain.rs`.
 
 mod check;
 pub mod chunk;
