@@ -51,10 +51,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
-    /// Bytes not read yet.
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
-    }
     pub(crate) fn uvarint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for i in 0..10 {

@@ -48,6 +48,9 @@ const MAX_FRAME_BYTES_PER_VALUE: usize = 3;
 /// and the dictionary of a small block (the last one of a chunk), which few rows share.
 const FRAME_SLACK: usize = 256;
 
+/// The most bytes a stored column may take decompressed (a bound a reader can trust).
+const MAX_RAW_BYTES: usize = 16 << 20;
+
 /// zstd level of the frames: they are small, and low-cardinality columns shrink to almost
 /// nothing at any level.
 const FRAME_ZSTD_LEVEL: i32 = 3;
@@ -226,7 +229,7 @@ impl FieldsBuilder {
                 continue;
             }
             let frame = self.compressor.compress(&raw).map_err(io_err(self.path.display()))?;
-            let stored = frame.len() <= MAX_FRAME_BYTES_PER_VALUE * col.values as usize + FRAME_SLACK;
+            let stored = frame.len() <= MAX_FRAME_BYTES_PER_VALUE * col.values as usize + FRAME_SLACK && raw.len() <= MAX_RAW_BYTES;
             tracing::trace!(key = %col.name, values = col.values, distinct = col.ids.len(), raw = raw.len(), frame = frame.len(), stored, "field column");
             if !stored {
                 self.footer.push(2);
@@ -364,7 +367,11 @@ impl FieldsIndex {
                 let name: Box<str> = r.str()?.into();
                 let col = match r.u8()? {
                     0 => Column::Absent,
-                    1 => Column::Stored { offset: r.uvarint()?, len: usize::try_from(r.uvarint()?).ok()?, raw: usize::try_from(r.uvarint()?).ok()? },
+                    1 => Column::Stored {
+                        offset: r.uvarint()?,
+                        len: usize::try_from(r.uvarint()?).ok().filter(|&l| l <= MAX_RAW_BYTES)?,
+                        raw: usize::try_from(r.uvarint()?).ok().filter(|&l| l <= MAX_RAW_BYTES)?,
+                    },
                     2 => Column::Unstored,
                     _ => return None,
                 };
@@ -397,13 +404,13 @@ pub(crate) struct FieldsCursor {
     usable: bool,
     /// Whether every row of the block is exact and answered ([`FieldsIndex::answers_every_row`]).
     answers_all: bool,
-    columns: Vec<(Vec<u8>, Vec<Option<(u32, u32)>>)>,
+    columns: Vec<(String, Vec<Option<(u32, u32)>>)>,
 }
 
 impl FieldsCursor {
     pub(crate) fn new(index: Option<Arc<FieldsIndex>>, names: Arc<Vec<String>>, ranges: Vec<(u64, u64)>) -> FieldsCursor {
         let next = ranges.first().map_or(0, |r| r.0);
-        let columns = names.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        let columns = names.iter().map(|_| (String::new(), Vec::new())).collect();
         FieldsCursor { index, file: None, names, ranges, range: 0, next, block: None, usable: false, answers_all: false, columns }
     }
 
@@ -460,10 +467,7 @@ impl FieldsCursor {
         exact.append_value(is_exact);
         for ((buf, spans), out) in self.columns.iter().zip(values.iter_mut()) {
             match spans.get(i).copied().flatten().filter(|_| is_exact) {
-                Some((a, z)) => {
-                    let v = std::str::from_utf8(&buf[a as usize..z as usize]).map_err(|_| self.corrupt("a value is not UTF-8"))?;
-                    out.append_value(v);
-                }
+                Some((a, z)) => out.append_value(buf.get(a as usize..z as usize).ok_or_else(|| self.corrupt("a value is not UTF-8"))?),
                 None => out.append_null(),
             }
         }
@@ -481,8 +485,8 @@ impl FieldsCursor {
         self.block = Some(b);
         self.usable = blk.answers(&self.names);
         self.answers_all = index.answers_every_row(b, &self.names);
-        for (name, (buf, spans)) in self.names.iter().zip(self.columns.iter_mut()) {
-            buf.clear();
+        for (name, (text, spans)) in self.names.iter().zip(self.columns.iter_mut()) {
+            text.clear();
             spans.clear();
             let Some((offset, len, raw)) = blk.keys.iter().find(|(k, _)| **k == **name).and_then(|(_, c)| match c {
                 Column::Stored { offset, len, raw } => Some((*offset, *len, *raw)),
@@ -496,29 +500,30 @@ impl FieldsCursor {
             let file = self.file.as_mut().expect("opened above");
             let mut frame = vec![0; len];
             file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut frame)).map_err(io_err(index.path.display()))?;
-            *buf = zstd::bulk::decompress(&frame, raw).ok().filter(|d| d.len() == raw).ok_or_else(|| StoreError::Corrupt {
-                path: index.path.clone(),
-                comment: format!("field columns: block {b} key {name} does not decompress"),
-            })?;
             let bad = || StoreError::Corrupt { path: index.path.clone(), comment: format!("field columns: block {b} key {name} does not decode") };
-            decode_column(buf, blk.rows as usize, spans).ok_or_else(bad)?;
+            let buf = zstd::bulk::decompress(&frame, raw).ok().filter(|d| d.len() == raw).ok_or_else(bad)?;
+            *text = decode_column(&buf, blk.rows as usize, spans).ok_or_else(bad)?;
         }
         Ok(())
     }
 }
 
-/// Reads a column's values (see [`KeyColumn`]) as a range of `buf` per row, `None` for a
-/// row without one; `None` when the bytes do not decode.
-fn decode_column(buf: &[u8], rows: usize, spans: &mut Vec<Option<(u32, u32)>>) -> Option<()> {
+/// Reads a column (see [`KeyColumn`]): its distinct values, checked to be UTF-8 once,
+/// and per row the range of them its value is (`None` for a row without one). `None`
+/// when the bytes do not decode.
+fn decode_column(buf: &[u8], rows: usize, spans: &mut Vec<Option<(u32, u32)>>) -> Option<String> {
     let mut r = crate::codec::Reader::new(buf);
     let n = usize::try_from(r.uvarint()?).ok().filter(|&n| n <= rows)?;
     let mut dict = Vec::with_capacity(n);
+    let mut text = Vec::new();
     for _ in 0..n {
         let len = usize::try_from(r.uvarint()?).ok()?;
-        let at = buf.len() - r.remaining();
-        r.bytes(len)?;
-        dict.push(Some((at as u32, (at + len) as u32)));
+        let at = text.len();
+        text.extend_from_slice(r.bytes(len)?);
+        dict.push(Some((at as u32, text.len() as u32)));
     }
+    // Valid as a whole; a range that splits a character is caught where it is sliced.
+    let text = String::from_utf8(text).ok()?;
     let width = if n < 256 { 1 } else { 2 };
     let idx = r.bytes(rows * width)?;
     if !r.is_empty() {
@@ -531,7 +536,7 @@ fn decode_column(buf: &[u8], rows: usize, spans: &mut Vec<Option<(u32, u32)>>) -
             id => *dict.get(id - 1)?,
         });
     }
-    Some(())
+    Some(text)
 }
 
 /// Removes a field-column file that was started but not finished.

@@ -94,17 +94,31 @@ impl<'a> EntryLabels<'a> {
     /// A label found by a parser: sanitised, renamed `<name>_extracted` if the stream or
     /// its metadata has it already, and kept only if `wanted` (see [`Needed`]) wants it.
     fn set_parsed(&mut self, raw_name: &str, value: &str, wanted: Option<&Needed>) {
+        if let Some(name) = self.parsed_name(raw_name, wanted) {
+            self.set(&name, value, Origin::Parsed);
+        }
+    }
+
+    /// [`Self::set_parsed`] for a name and value that outlive the entry: borrowed, not copied.
+    fn set_parsed_borrowed(&mut self, raw_name: &'a str, value: &'a str, wanted: Option<&Needed>) {
+        let Some(name) = self.parsed_name(raw_name, wanted) else { return };
+        match self.labels.iter_mut().find(|l| l.0 == name) {
+            Some(l) => l.1 = Cow::Borrowed(value),
+            None => self.labels.push((name, Cow::Borrowed(value), Origin::Parsed)),
+        }
+    }
+
+    /// The label a parser's key becomes: sanitised, `<name>_extracted` when the stream or
+    /// its metadata has the name, `None` when empty or not `wanted`.
+    fn parsed_name<'n>(&self, raw_name: &'n str, wanted: Option<&Needed>) -> Option<Cow<'n, str>> {
         let mut name = sanitize(raw_name);
         if name.is_empty() {
-            return;
+            return None;
         }
         if self.labels.iter().any(|l| l.0 == name && l.2 != Origin::Parsed) {
             name.to_mut().push_str("_extracted");
         }
-        if wanted.is_some_and(|w| !w.wants(&name)) {
-            return;
-        }
-        self.set(&name, value, Origin::Parsed);
+        (!wanted.is_some_and(|w| !w.wants(&name))).then_some(name)
     }
 
     fn set_error(&mut self, error: &str, details: Option<&str>) {
@@ -369,7 +383,7 @@ impl Pipeline {
     /// names), of an exact row of compaction's field columns (see
     /// [`silt_storage::fields`]). Only for a pipeline [`Self::json_fields`] accepts; the
     /// line is not looked at and may be empty.
-    pub fn process_fields<'a>(&self, line: &'a str, labels: EntryLabels<'a>, ts: i64, fields: &[(&str, &str)]) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
+    pub fn process_fields<'a>(&self, line: &'a str, labels: EntryLabels<'a>, ts: i64, fields: &[(&'a str, &'a str)]) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
         self.run(Cow::Borrowed(line), labels, ts, Some(fields))
     }
 
@@ -383,7 +397,7 @@ impl Pipeline {
         (plain_json && rest.iter().all(|s| matches!(s, Step::LabelFilter(_)))).then(|| needed.raw.clone())
     }
 
-    fn run<'a>(&self, mut line: Cow<'a, str>, mut labels: EntryLabels<'a>, ts: i64, fields: Option<&[(&str, &str)]>) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
+    fn run<'a>(&self, mut line: Cow<'a, str>, mut labels: EntryLabels<'a>, ts: i64, fields: Option<&[(&'a str, &'a str)]>) -> Option<(Cow<'a, str>, EntryLabels<'a>)> {
         let wanted = self.needed.as_ref();
         let may_want = |k: &str| wanted.is_none_or(|w| w.may_want(k));
         for step in &self.steps {
@@ -396,8 +410,8 @@ impl Pipeline {
                 Step::Json(params) if params.is_empty() && fields.is_some() => {
                     // Exact rows have valid, distinct names none of which ends in
                     // `_extracted`: the order they are set in does not matter.
-                    for (k, v) in fields.unwrap_or_default() {
-                        labels.set_parsed(k, v, wanted);
+                    for &(k, v) in fields.unwrap_or_default() {
+                        labels.set_parsed_borrowed(k, v, wanted);
                     }
                 }
                 Step::Json(params) if params.is_empty() => {
