@@ -163,7 +163,7 @@ impl Chunk {
 
     /// The chunk's field-column directory, if it has one (read from disk once).
     fn fields_index(&self) -> Option<Arc<FieldsIndex>> {
-        self.fields.get_or_init(|| FieldsIndex::load(&self.path).map(Arc::new)).clone()
+        self.fields.get_or_init(|| FieldsIndex::load(&self.path, self.meta.rows).map(Arc::new)).clone()
     }
 }
 
@@ -557,7 +557,9 @@ impl Chunk {
                         }
                     }
                 }
-                if line_ranges != ranges {
+                // Compared by rows: `ranges` has a range per stream even where they touch.
+                let rows = |r: &[(u64, u64)]| r.iter().map(|(a, b)| b - a).sum::<u64>();
+                if rows(&line_ranges) < rows(&ranges) {
                     line_at = Some(pos);
                     if !line_ranges.is_empty() {
                         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
@@ -568,7 +570,7 @@ impl Chunk {
                 }
             }
             schema = with_field_columns(&schema, req.names.len()).as_ref().clone();
-            cursor = Some(FieldsCursor::new(index, req.names.clone(), ranges.clone()));
+            cursor = Some(FieldsCursor::new(index, req.names.clone(), ranges.clone())?);
         }
         let mut mask_cols = read.clone();
         if let Some(p) = line_at {

@@ -14,9 +14,11 @@
 //! Only compaction writes these files: ingest stays lean, and most of a day's rows end
 //! up in compacted chunks. A missing or damaged file only means the lines are read.
 //!
-//! Layout: one zstd frame per stored (block, key) column, then the sealed footer (per
-//! block: its rows, which of them are exact, and its keys with their frames), then the
-//! footer's length as a u64, little-endian.
+//! Layout: one zstd frame per stored (block, key) column, then the sealed footer (the
+//! frames' length and CRC-32; per block its rows, which of them are exact, and its keys
+//! with their frames), then the footer's length as a u64, little-endian. The whole file
+//! is checked when first read, and ignored unless it is whole and fits its chunk: once a
+//! scan has chosen not to read lines, a frame that did not decode could not be made up for.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -83,6 +85,9 @@ pub(crate) struct FieldsBuilder {
     path: PathBuf,
     file: BufWriter<File>,
     written: u64,
+    /// CRC-32 of the frames written: zstd's own frame checksum is optional, and a
+    /// flipped bit could decode into other values.
+    crc: crc32fast::Hasher,
     /// The footer's block entries so far, and how many.
     footer: Vec<u8>,
     blocks: u64,
@@ -107,6 +112,7 @@ impl FieldsBuilder {
             path,
             file: BufWriter::new(file),
             written: 0,
+            crc: crc32fast::Hasher::new(),
             footer: Vec::new(),
             blocks: 0,
             keys: Vec::new(),
@@ -236,6 +242,7 @@ impl FieldsBuilder {
                 continue;
             }
             self.file.write_all(&frame).map_err(io_err(self.path.display()))?;
+            self.crc.update(&frame);
             self.footer.push(1);
             put_uvarint(&mut self.footer, self.written);
             put_uvarint(&mut self.footer, frame.len() as u64);
@@ -257,6 +264,8 @@ impl FieldsBuilder {
             self.close_block()?;
         }
         let mut body = MAGIC.to_vec();
+        put_uvarint(&mut body, self.written);
+        body.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
         put_uvarint(&mut body, self.blocks);
         body.extend_from_slice(&self.footer);
         let footer = seal(body);
@@ -317,11 +326,11 @@ pub struct FieldsIndex {
 }
 
 impl FieldsIndex {
-    /// Reads a chunk's field-column footer; `None` when there is no file (a flushed
-    /// chunk) or it is damaged (then its lines are read).
-    pub(crate) fn load(parquet: &Path) -> Option<FieldsIndex> {
+    /// Reads and checks a chunk's field-column file (for a chunk of `rows` rows); `None`
+    /// when there is none (a flushed chunk) or it is damaged (then the lines are read).
+    pub(crate) fn load(parquet: &Path, rows: u64) -> Option<FieldsIndex> {
         let path = fields_path(parquet);
-        let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+        let read = |path: &Path| -> std::io::Result<Option<Vec<Block>>> {
             let mut f = File::open(path)?;
             let size = f.metadata()?.len();
             let mut len = [0u8; 8];
@@ -329,12 +338,27 @@ impl FieldsIndex {
             f.read_exact(&mut len)?;
             let len = u64::from_le_bytes(len);
             let start = size.checked_sub(8).and_then(|s| s.checked_sub(len)).ok_or(std::io::ErrorKind::InvalidData)?;
+            let mut buf = vec![0; usize::try_from(len).map_err(|_| std::io::ErrorKind::InvalidData)?];
             f.seek(SeekFrom::Start(start))?;
-            let mut buf = vec![0; len as usize];
             f.read_exact(&mut buf)?;
-            Ok(buf)
+            let Some((data_len, data_crc, blocks)) = Self::decode(&buf, rows) else { return Ok(None) };
+            if data_len != start {
+                return Ok(None);
+            }
+            // The frames, checked a megabyte at a time.
+            f.seek(SeekFrom::Start(0))?;
+            let mut crc = crc32fast::Hasher::new();
+            let mut chunk = vec![0; 1 << 20];
+            let mut left = data_len;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                f.read_exact(&mut chunk[..n])?;
+                crc.update(&chunk[..n]);
+                left -= n as u64;
+            }
+            Ok((crc.finalize() == data_crc).then_some(blocks))
         };
-        let buf = match read(&path) {
+        let blocks = match read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -342,19 +366,26 @@ impl FieldsIndex {
                 return None;
             }
         };
-        let blocks = Self::decode(&buf);
         if blocks.is_none() {
             tracing::warn!(file = %path.display(), "ignoring a damaged field-column file; the chunk's lines are read instead");
         }
         Some(FieldsIndex { path, blocks: blocks? })
     }
 
-    fn decode(buf: &[u8]) -> Option<Vec<Block>> {
+    /// The footer: the frames' length and CRC, and the blocks, which must cover the
+    /// chunk's `rows` (full blocks but the last) with frames inside the frames' length.
+    fn decode(buf: &[u8], rows: u64) -> Option<(u64, u32, Vec<Block>)> {
         let mut r = unseal(buf, MAGIC)?;
+        let data_len = r.uvarint()?;
+        let data_crc = u32::from_le_bytes(r.bytes(4)?.try_into().ok()?);
         let n = r.uvarint()?;
+        if n != rows.div_ceil(BLOCK_ROWS as u64) {
+            return None;
+        }
         let mut blocks = Vec::with_capacity(n.min(1 << 20) as usize);
         for _ in 0..n {
-            let rows = u32::try_from(r.uvarint()?).ok().filter(|&n| n as usize <= BLOCK_ROWS)?;
+            let full = blocks.len() + 1 < n as usize;
+            let rows = u32::try_from(r.uvarint()?).ok().filter(|&r| r as usize <= BLOCK_ROWS && (!full || r as usize == BLOCK_ROWS))?;
             let exact = match r.u8()? {
                 0 => Exact::None,
                 1 => Exact::All,
@@ -367,11 +398,14 @@ impl FieldsIndex {
                 let name: Box<str> = r.str()?.into();
                 let col = match r.u8()? {
                     0 => Column::Absent,
-                    1 => Column::Stored {
-                        offset: r.uvarint()?,
-                        len: usize::try_from(r.uvarint()?).ok().filter(|&l| l <= MAX_RAW_BYTES)?,
-                        raw: usize::try_from(r.uvarint()?).ok().filter(|&l| l <= MAX_RAW_BYTES)?,
-                    },
+                    1 => {
+                        let (offset, len) = (r.uvarint()?, r.uvarint()?);
+                        if offset.checked_add(len)? > data_len || len > MAX_RAW_BYTES as u64 {
+                            return None;
+                        }
+                        let raw = usize::try_from(r.uvarint()?).ok().filter(|&l| l <= MAX_RAW_BYTES)?;
+                        Column::Stored { offset, len: len as usize, raw }
+                    }
                     2 => Column::Unstored,
                     _ => return None,
                 };
@@ -379,7 +413,8 @@ impl FieldsIndex {
             }
             blocks.push(Block { rows, exact, keys });
         }
-        r.is_empty().then_some(blocks)
+        let covered: u64 = blocks.iter().map(|b| u64::from(b.rows)).sum();
+        (r.is_empty() && covered == rows).then_some((data_len, data_crc, blocks))
     }
 
     /// Whether every row of block `b` is exact and has the values of `names` stored: a
@@ -408,10 +443,16 @@ pub(crate) struct FieldsCursor {
 }
 
 impl FieldsCursor {
-    pub(crate) fn new(index: Option<Arc<FieldsIndex>>, names: Arc<Vec<String>>, ranges: Vec<(u64, u64)>) -> FieldsCursor {
+    /// Opens the field-column file at once: a chunk retired by maintenance after the
+    /// scan started has its files removed, and the open handle keeps this one readable.
+    pub(crate) fn new(index: Option<Arc<FieldsIndex>>, names: Arc<Vec<String>>, ranges: Vec<(u64, u64)>) -> Result<FieldsCursor> {
         let next = ranges.first().map_or(0, |r| r.0);
         let columns = names.iter().map(|_| (String::new(), Vec::new())).collect();
-        FieldsCursor { index, file: None, names, ranges, range: 0, next, block: None, usable: false, answers_all: false, columns }
+        let file = match &index {
+            Some(ix) => Some(File::open(&ix.path).map_err(io_err(ix.path.display()))?),
+            None => None,
+        };
+        Ok(FieldsCursor { index, file, names, ranges, range: 0, next, block: None, usable: false, answers_all: false, columns })
     }
 
     /// The columns of the next `n` rows: whether each is exact, then per name its value
@@ -494,10 +535,7 @@ impl FieldsCursor {
             }) else {
                 continue;
             };
-            if self.file.is_none() {
-                self.file = Some(File::open(&index.path).map_err(io_err(index.path.display()))?);
-            }
-            let file = self.file.as_mut().expect("opened above");
+            let file = self.file.as_mut().ok_or_else(|| StoreError::InvalidInput("field columns read without their file".into()))?;
             let mut frame = vec![0; len];
             file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut frame)).map_err(io_err(index.path.display()))?;
             let bad = || StoreError::Corrupt { path: index.path.clone(), comment: format!("field columns: block {b} key {name} does not decode") };
@@ -564,15 +602,20 @@ mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
 
-    /// Writes `lines` as a chunk's field columns; the path stands for the chunk's Parquet file.
+    /// Writes `lines` as a chunk's field columns; the path stands for the chunk's Parquet
+    /// file, and its name says how many rows it has.
     fn build(dir: &Path, lines: &[String]) -> PathBuf {
-        let pq = dir.join("c.parquet");
+        let pq = dir.join(format!("{}.parquet", lines.len()));
         let mut b = FieldsBuilder::create(&pq).unwrap();
         for l in lines {
             b.add(l).unwrap();
         }
         b.finish().unwrap();
         pq
+    }
+
+    fn rows_of(pq: &Path) -> u64 {
+        pq.file_stem().unwrap().to_str().unwrap().parse().unwrap()
     }
 
     /// What `| json` emits for a line, when the row should be exact.
@@ -617,11 +660,11 @@ mod tests {
 
     /// Every row read back, batch by batch: (exact, value per name).
     fn read_all(pq: &Path, names: &[&str], ranges: Vec<(u64, u64)>) -> Vec<(bool, Vec<Option<String>>)> {
-        let index = FieldsIndex::load(pq).map(Arc::new);
+        let index = FieldsIndex::load(pq, rows_of(pq)).map(Arc::new);
         assert!(index.is_some());
         let total: u64 = ranges.iter().map(|r| r.1 - r.0).sum();
         let names = Arc::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let mut c = FieldsCursor::new(index, names.clone(), ranges);
+        let mut c = FieldsCursor::new(index, names.clone(), ranges).unwrap();
         let mut out = Vec::new();
         let mut left = total as usize;
         while left > 0 {
@@ -649,7 +692,7 @@ mod tests {
         let got = read_all(&pq, &names, ranges);
         assert_eq!(got.len(), rows.len());
         // `msg` varies too much to be stored: its blocks are read from their lines.
-        let index = FieldsIndex::load(&pq).unwrap();
+        let index = FieldsIndex::load(&pq, rows_of(&pq)).unwrap();
         let owned: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         assert!(!index.blocks[0].answers(&owned) && !index.blocks[1].answers(&owned), "full blocks leave `msg` unstored");
         assert!(index.blocks.iter().all(|b| b.answers(&owned[..5])), "level, path, ms, status and empty are stored: {:?}", index.blocks.iter().map(|b| &b.keys).collect::<Vec<_>>());
@@ -697,7 +740,7 @@ mod tests {
         // answered with it.
         let got = read_all(&pq, &["path", "id"], vec![(0, lines.len() as u64)]);
         assert!(got[..BLOCK_ROWS].iter().all(|(exact, _)| !exact));
-        let index = FieldsIndex::load(&pq).unwrap();
+        let index = FieldsIndex::load(&pq, rows_of(&pq)).unwrap();
         assert!(!index.answers_every_row(0, &["path".to_string()]), "the block has lines that are not JSON");
     }
 
@@ -706,7 +749,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lines: Vec<String> = (0..BLOCK_ROWS + 5).map(|i| format!(r#"{{"path":"/p{}","ms":{}}}"#, i % 7, i % 50)).collect();
         let pq = build(dir.path(), &lines);
-        let index = FieldsIndex::load(&pq).unwrap();
+        let index = FieldsIndex::load(&pq, rows_of(&pq)).unwrap();
         let names = vec!["path".to_string(), "ms".to_string(), "other".to_string()];
         assert!(index.answers_every_row(0, &names) && index.answers_every_row(1, &names));
         assert!(!index.answers_every_row(2, &names), "no such block");
@@ -715,15 +758,20 @@ mod tests {
     #[test]
     fn a_damaged_or_missing_file_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(FieldsIndex::load(&dir.path().join("none.parquet")).is_none());
+        assert!(FieldsIndex::load(&dir.path().join("1.parquet"), 1).is_none());
         let pq = build(dir.path(), &lines(100));
+        assert!(FieldsIndex::load(&pq, 100).is_some());
+        assert!(FieldsIndex::load(&pq, 101).is_none(), "a file for another number of rows");
         let path = fields_path(&pq);
-        let mut bytes = fs::read(&path).unwrap();
-        let at = bytes.len() - 20;
-        bytes[at] ^= 0x40;
-        fs::write(&path, &bytes).unwrap();
-        assert!(FieldsIndex::load(&pq).is_none());
-        fs::write(&path, &bytes[..3]).unwrap();
-        assert!(FieldsIndex::load(&pq).is_none());
+        let good = fs::read(&path).unwrap();
+        // A bit flipped in the footer, in a frame, or a file cut short.
+        for at in [good.len() - 20, 10] {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0x40;
+            fs::write(&path, &bytes).unwrap();
+            assert!(FieldsIndex::load(&pq, 100).is_none(), "flipped at {at}");
+        }
+        fs::write(&path, &good[..3]).unwrap();
+        assert!(FieldsIndex::load(&pq, 100).is_none());
     }
 }
