@@ -409,6 +409,19 @@ impl Checker {
             }
         }
 
+        // Field columns are optional: a damaged file is ignored by queries, which read
+        // the chunk's lines instead. It is reported, and repair sets it aside.
+        let fld = crate::fields::fields_path(&pq);
+        if fld.exists() && crate::fields::FieldsIndex::load(&pq, facts.rows).is_none() {
+            let action = if self.repair {
+                let qdir = self.dir.join(QUARANTINE).join(tenant).join(&v.meta.day);
+                Some(format!("moved it to {}", move_into(&fld, &qdir)?.display()))
+            } else {
+                None
+            };
+            pass.found.problem(&fld, "damaged field-column file (its chunk's lines are read instead)", action);
+        }
+
         let entry = entry_for(&v.meta, &facts);
         if named && entry != v.meta {
             pass.found.problem(

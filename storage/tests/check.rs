@@ -191,6 +191,39 @@ async fn a_damaged_parquet_file_is_quarantined_and_the_rest_survives() {
 }
 
 #[tokio::test]
+async fn a_damaged_field_column_file_is_set_aside_and_the_lines_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    for (k, tag) in ["b1", "b2"].into_iter().enumerate() {
+        for i in 0..100i64 {
+            let line = format!(r#"{{"tag":"{tag}","path":"/p{}","ms":{i}}}"#, i % 3);
+            let entries = vec![PushEntry { ts: T + (k as i64 * 100 + i) * MINUTE, line, metadata: vec![] }];
+            let streams = vec![PushStream { labels: Labels::from_pairs([("service", "api")]).unwrap(), entries }];
+            store.push(&acme(), PushRequest { streams }, &IngestLimits::unlimited()).await.unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    store.maintain(MaintainOptions::default()).await.unwrap();
+    let before = read_all(&store, &acme());
+    drop(store);
+    let (pq, _) = chunk_paths(dir.path())[0].clone();
+    let fld = pq.with_extension("fld");
+    assert!(run(dir.path(), false).is_clean());
+    flip(&fld, 5, 1);
+
+    let r = run(dir.path(), false);
+    assert_eq!(r.problems.len(), 1, "{r:#?}");
+    assert_eq!(r.problems[0].path, fld);
+    assert!(r.problems[0].what.contains("field-column"), "{r:#?}");
+    assert!(fld.exists(), "a check without repair changes nothing");
+    let r = run(dir.path(), true);
+    assert!(r.problems[0].action.as_deref().unwrap().contains("moved it to"), "{r:#?}");
+    assert!(!fld.exists() && quarantined(dir.path(), "acme/2026-01-15", &fld).exists());
+    assert!(run(dir.path(), false).is_clean());
+    assert_eq!(read_all(&reopen(dir.path()), &acme()), before);
+}
+
+#[tokio::test]
 async fn lost_and_damaged_indexes_are_rebuilt_with_the_same_labels() {
     let dir = tempfile::tempdir().unwrap();
     let before = three_chunks(dir.path()).await;
