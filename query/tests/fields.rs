@@ -2,15 +2,17 @@
 //! where they can (see `silt_storage::fields`). Their answers, and their errors, must be
 //! the same before compaction (every line parsed) and after (field columns).
 
+mod common;
+
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use silt_query::{ast::Expr, parse, Engine, MetricResult};
+use silt_query::Engine;
 use silt_storage::fields::FieldRequest;
 use silt_storage::{IngestLimits, Labels, MaintainOptions, PushEntry, PushRequest, PushStream, ScanRequest, Store, StoreConfig, TenantId, IDX_LINE};
 
-const T0: i64 = 1_768_518_000_000_000_000;
-const MIN: i64 = 60_000_000_000;
+use common::{run, MIN, T0};
+
 const ROWS: i64 = 6000;
 
 /// A line of the `mixed` tenant: JSON with a key clashing with a stream label, nested
@@ -66,14 +68,6 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-async fn run(e: &Engine, t: &TenantId, q: &str) -> Result<String, String> {
-    let Expr::Metric(m) = parse(q).unwrap() else { panic!("{q}") };
-    match e.metric_query(std::slice::from_ref(t), &m, T0, T0 + 60 * MIN, MIN).await {
-        Ok(MetricResult::Matrix(series)) => Ok(format!("{series:?}")),
-        Ok(other) => Ok(format!("{other:?}")),
-        Err(err) => Err(err.to_string()),
-    }
-}
 
 const QUERIES: [&str; 9] = [
     r#"sum by (path) (count_over_time({app="api"} | json [5m]))"#,

@@ -3,11 +3,12 @@
 //! pipeline: each query is compared with the same query plus `| drop nothing`, a stage
 //! that changes nothing but turns the projection off.
 
-use silt_query::{ast::Expr, parse, Engine, MetricResult};
+mod common;
+
+use silt_query::{ast::Expr, parse, Engine};
 use silt_storage::{IngestLimits, Labels, PushEntry, PushRequest, PushStream, Store, StoreConfig, TenantId};
 
-const T0: i64 = 1_768_518_000_000_000_000;
-const MIN: i64 = 60_000_000_000;
+use common::{run, MIN, T0};
 
 async fn engine() -> (tempfile::TempDir, Engine, TenantId) {
     let dir = tempfile::tempdir().unwrap();
@@ -36,14 +37,6 @@ async fn engine() -> (tempfile::TempDir, Engine, TenantId) {
     (dir, Engine::new(store), t)
 }
 
-async fn run(e: &Engine, t: &TenantId, q: &str) -> Result<String, String> {
-    let Expr::Metric(m) = parse(q).unwrap() else { panic!("{q}") };
-    match e.metric_query(std::slice::from_ref(t), &m, T0, T0 + 60 * MIN, MIN).await {
-        Ok(MetricResult::Matrix(series)) => Ok(format!("{series:?}")),
-        Ok(other) => Ok(format!("{other:?}")),
-        Err(err) => Err(err.to_string()),
-    }
-}
 
 #[tokio::test]
 async fn projected_pipelines_answer_as_the_full_ones() {
