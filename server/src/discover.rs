@@ -3,6 +3,8 @@
 //! structured-metadata field per entry (`discover_log_levels`). Both follow Loki's rules
 //! exactly and can be turned off per tenant.
 
+use std::borrow::Cow;
+
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use silt_storage::{Labels, PushRequest};
 
@@ -74,8 +76,8 @@ fn add_level(from_stream: Option<&str>, metadata: &mut Vec<(String, String)>, li
 }
 
 /// Loki's level spellings; anything else is kept as it is.
-fn normalize(v: &str) -> std::borrow::Cow<'_, str> {
-    known_level(v).map_or(std::borrow::Cow::Borrowed(v), std::borrow::Cow::Borrowed)
+fn normalize(v: &str) -> Cow<'_, str> {
+    known_level(v).map_or(Cow::Borrowed(v), Cow::Borrowed)
 }
 
 fn known_level(v: &str) -> Option<&'static str> {
@@ -120,7 +122,7 @@ fn from_entry(metadata: &[(String, String)], line: &str, fields: &[String]) -> &
         if !may_have_key(line, fields) {
             return from_text(line);
         }
-        logfmt_level(line, fields)
+        logfmt_level(line, fields).map(Cow::Owned)
     } else {
         return from_text(line);
     };
@@ -133,30 +135,30 @@ fn looks_like_json(line: &str) -> bool {
 }
 
 /// The first string value, in document order, whose key is a level field, at the top
-/// level or one object down.
-fn json_level(line: &str, fields: &[String]) -> Option<String> {
-    struct Finder<'f> {
+/// level or one object down. Borrowed from the line unless it has escapes.
+fn json_level<'l>(line: &'l str, fields: &[String]) -> Option<Cow<'l, str>> {
+    struct Finder<'f, 'l> {
         fields: &'f [String],
         depth: usize,
-        found: &'f mut Option<String>,
+        found: &'f mut Option<Cow<'l, str>>,
     }
-    impl<'de> DeserializeSeed<'de> for Finder<'_> {
+    impl<'l> DeserializeSeed<'l> for Finder<'_, 'l> {
         type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        fn deserialize<D: Deserializer<'l>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_any(self)
         }
     }
-    impl<'de> Visitor<'de> for Finder<'_> {
+    impl<'l> Visitor<'l> for Finder<'_, 'l> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("any JSON value")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        fn visit_map<A: MapAccess<'l>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Cow<'l, str>>()? {
                 if self.found.is_some() {
                     map.next_value::<IgnoredAny>()?;
                 } else if self.fields.iter().any(|f| *f == key) {
-                    if let serde_json::Value::String(s) = map.next_value::<serde_json::Value>()? {
+                    if let StrValue(Some(s)) = map.next_value::<StrValue<'l>>()? {
                         *self.found = Some(s);
                         // Found: stop reading the rest of the line.
                         return Err(serde::de::Error::custom("found"));
@@ -169,7 +171,7 @@ fn json_level(line: &str, fields: &[String]) -> Option<String> {
             }
             Ok(())
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'l>>(self, mut seq: A) -> Result<(), A::Error> {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             Ok(())
         }
@@ -198,6 +200,53 @@ fn json_level(line: &str, fields: &[String]) -> Option<String> {
     // the early stop) counts.
     let _ = Finder { fields, depth: 0, found: &mut found }.deserialize(&mut de);
     found
+}
+
+/// A JSON value read for its string, if it is one: borrowed from the input when it has
+/// no escapes; any other value is skipped. Spares a `serde_json::Value` (and its
+/// allocations) per pushed line.
+struct StrValue<'l>(Option<Cow<'l, str>>);
+
+impl<'l> serde::Deserialize<'l> for StrValue<'l> {
+    fn deserialize<D: Deserializer<'l>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'l> Visitor<'l> for V {
+            type Value = StrValue<'l>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'l str) -> Result<Self::Value, E> {
+                Ok(StrValue(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StrValue(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(StrValue(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(StrValue(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(StrValue(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(StrValue(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(StrValue(None))
+            }
+            fn visit_map<A: MapAccess<'l>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StrValue(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'l>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StrValue(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Whether some `key=` of the line could be one of `fields`: every logfmt key runs from
@@ -253,7 +302,8 @@ fn from_text(line: &str) -> &'static str {
     LOWER.with(|buf| {
         let mut b = buf.borrow_mut();
         b.clear();
-        b.extend(line.bytes().map(|c| c.to_ascii_lowercase()));
+        b.extend_from_slice(line.as_bytes());
+        b.make_ascii_lowercase();
         // Byte-wise like Loki: a byte of a multi-byte character counts as a letter.
         let boundary = |i: Option<usize>| i.and_then(|i| b.get(i)).is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80));
         for (finder, len, level) in FINDERS.iter() {
@@ -310,6 +360,9 @@ mod tests {
         assert_eq!(level(&[], &[], r#"{"log":{"level":"trace"}}"#).as_deref(), Some("trace"), "one level down");
         assert_eq!(level(&[], &[], r#"{"a":{"b":{"level":"fine"}},"m":"an error"}"#).as_deref(), Some("error"), "too deep: from the text");
         assert_eq!(level(&[], &[], r#"{"level":3,"msg":"ok"}"#).as_deref(), Some("unknown"), "numbers do not count");
+        assert_eq!(level(&[], &[], r#"{"lvl":"w\u0061rn","msg":"error"}"#).as_deref(), Some("warn"), "escapes read");
+        assert_eq!(level(&[], &[], r#"{"level":{"x":[1]},"severity":"debug"}"#).as_deref(), Some("debug"), "objects skipped");
+        assert_eq!(level(&[], &[], r#"{"level":["x"],"msg":"info"}"#).as_deref(), Some("info"), "arrays skipped");
         assert_eq!(level(&[], &[], r#"{"level":"notice","msg":"an error"}"#).as_deref(), Some("error"), "unknown value: from the text");
         assert_eq!(level(&[], &[], "ts=1 LVL=wrn msg=hi").as_deref(), Some("warn"), "logfmt keys without case");
         assert_eq!(level(&[], &[], "lvl=debug level=info").as_deref(), Some("info"), "the earlier field wins");

@@ -84,6 +84,19 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends the WAL payload for one tenant's push to `out`.
+/// An upper bound of [`encode_push`]'s output, so its buffer is allocated once.
+pub(crate) fn encoded_push_size(tenant: &TenantId, req: &PushRequest) -> usize {
+    // A varint takes a byte per 7 bits: lengths and counts take at most this many.
+    const VARINT: usize = (usize::BITS as usize).div_ceil(7);
+    let str_size = |s: &str| s.len() + VARINT;
+    let mut n = 1 + str_size(tenant.as_str()) + VARINT;
+    for s in &req.streams {
+        n += VARINT + s.labels.iter().map(|(k, v)| str_size(k) + str_size(v)).sum::<usize>() + VARINT;
+        n += s.entries.iter().map(|e| 8 + str_size(&e.line) + VARINT + e.metadata.iter().map(|(k, v)| str_size(k) + str_size(v)).sum::<usize>()).sum::<usize>();
+    }
+    n
+}
+
 pub(crate) fn encode_push(tenant: &TenantId, req: &PushRequest, out: &mut Vec<u8>) {
     out.push(RECORD_VERSION);
     put_str(out, tenant.as_str().as_bytes());
@@ -182,6 +195,7 @@ mod tests {
         let t: TenantId = "acme".parse().unwrap();
         let mut buf = Vec::new();
         encode_push(&t, &sample(), &mut buf);
+        assert!(buf.len() <= encoded_push_size(&t, &sample()), "the size bound holds");
         let (t2, r2) = decode_push(&buf).unwrap();
         assert_eq!(t2, t);
         assert_eq!(r2, sample());

@@ -14,8 +14,9 @@ pub struct StoreConfig {
     /// A WAL segment is sealed once it passes this size.
     pub wal_segment_bytes: u64,
     /// Flush the heads to chunks once they hold this many bytes in all. Also their bound:
-    /// a push that finds the heads this full flushes first (or waits for the flush under
-    /// way), so ingest memory stays about twice this whatever the push rate.
+    /// a push that finds the heads this full starts a flush of them in the background, or
+    /// waits for the flush under way, so ingest memory stays about twice this whatever the
+    /// push rate.
     pub flush_max_bytes: usize,
     /// ...or once their oldest unflushed entry arrived this long ago.
     pub flush_max_age: Duration,

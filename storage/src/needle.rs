@@ -40,6 +40,8 @@ const NGRAM: usize = 8;
 const WINDOW: usize = 8;
 /// The shortest run that has a full window: shorter literal runs cannot prune.
 pub const MIN_RUN: usize = NGRAM + WINDOW - 1;
+// Long runs are found by and-ing shifted bit masks, 8 bits and then the rest.
+const _: () = assert!(MIN_RUN > 8 && MIN_RUN <= 16);
 const BITS_PER_ENTRY: usize = 10;
 const PROBES: u64 = 6;
 
@@ -68,11 +70,29 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Bit `i` set: byte `i` is a word byte. The same test as [`is_word`], written so that
+/// it compiles to vector compares (this runs for every byte flushed), then packed eight
+/// flags at a time by a multiply that moves flag `j` of a word to bit `56 + j`.
+fn word_bits(group: &[u8; 64]) -> u64 {
+    let mut flags = [0u8; 64];
+    for (f, &b) in flags.iter_mut().zip(group) {
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        *f = u8::from(letter | digit | (b == b'_') | (b >= 0x80));
+    }
+    flags.chunks_exact(8).enumerate().fold(0u64, |m, (k, eight)| {
+        let packed = u64::from_le_bytes(eight.try_into().expect("8 flags")).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        m | packed << (8 * k)
+    })
+}
+
 /// Reusable buffers for [`minimizers`].
 #[derive(Default)]
 struct Scratch {
     /// Bit `i` set: byte `i` of the text is a word byte.
     words: Vec<u64>,
+    /// Bit `i` set: bytes `i..i + MIN_RUN` are all word bytes.
+    long: Vec<u64>,
     hashes: Vec<u64>,
     /// Minimum from the start of each aligned group of `WINDOW` hashes up to here.
     prefix: Vec<u64>,
@@ -108,17 +128,35 @@ fn minimizers(text: &[u8], scratch: &mut Scratch, mut f: impl FnMut(u64)) {
     // a time: branching on each byte mispredicts at every run boundary.
     let mut words = std::mem::take(&mut scratch.words);
     words.clear();
-    words.extend(text.chunks(64).map(|c| c.iter().enumerate().fold(0u64, |m, (i, &b)| m | (u64::from(is_word(b)) << i))));
+    let mut groups = text.chunks_exact(64);
+    words.extend(groups.by_ref().map(|c| word_bits(c.try_into().expect("64 bytes"))));
+    let rest = groups.remainder();
+    if !rest.is_empty() {
+        words.push(rest.iter().enumerate().fold(0u64, |m, (i, &b)| m | (u64::from(is_word(b)) << i)));
+    }
+    // Bit `i` set: bytes `i..i + MIN_RUN` are all word bytes. Most runs in log lines are
+    // shorter (words, numbers, short ids); this finds the long ones a word of bits at a
+    // time instead of stepping through every run. The first such bit past the end of a
+    // run is the start of the next long run, since the byte before it is not a word byte.
+    let mut long = std::mem::take(&mut scratch.long);
+    long.clear();
+    long.extend((0..words.len()).map(|w| {
+        let x = u128::from(words[w]) | u128::from(words.get(w + 1).copied().unwrap_or(0)) << 64;
+        let two = x & (x >> 1);
+        let four = two & (two >> 2);
+        let eight = four & (four >> 4);
+        (eight & (eight >> (MIN_RUN - 8))) as u64
+    }));
     let n = text.len();
-    let mut start = next_bit(&words, 0, true);
+    let mut start = next_bit(&long, 0, true);
     while start < n {
         let end = next_bit(&words, start, false).min(n);
-        if end - start >= MIN_RUN {
-            run_minimizers(&text[start..end], scratch, &mut f);
-        }
-        start = next_bit(&words, end, true);
+        debug_assert!(end - start >= MIN_RUN);
+        run_minimizers(&text[start..end], scratch, &mut f);
+        start = next_bit(&long, end, true);
     }
     scratch.words = words;
+    scratch.long = long;
 }
 
 /// [`minimizers`] of one run, at least [`MIN_RUN`] bytes long. A window of `WINDOW`
@@ -380,9 +418,19 @@ mod tests {
             // Non-ASCII bytes are word bytes too.
             text.push(b"abcdef0123456789 _-\xc3\xa9"[(rng % 21) as usize]);
         }
-        let text = &text[..];
-        let mut fast = Vec::new();
-        minimizers(text, &mut Scratch::default(), |h| fast.push(h));
+        let fast = minimizers_of(&text);
+        assert_eq!(fast, naive_minimizers(&text));
+        assert!(!fast.is_empty());
+    }
+
+    fn minimizers_of(text: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        minimizers(text, &mut Scratch::default(), |h| out.push(h));
+        out
+    }
+
+    /// [`minimizers`] by its definition: every window of every run long enough.
+    fn naive_minimizers(text: &[u8]) -> Vec<u64> {
         let mut naive = Vec::new();
         for run in text.split(|b| !is_word(*b)).filter(|r| r.len() >= MIN_RUN) {
             let hs: Vec<u64> = run.windows(NGRAM).map(|g| mix(u64::from_le_bytes(g.try_into().unwrap()))).collect();
@@ -395,8 +443,40 @@ mod tests {
                 }
             }
         }
-        assert_eq!(fast, naive);
-        assert!(!fast.is_empty());
+        naive
+    }
+
+    #[test]
+    fn word_bits_agree_with_is_word_for_every_byte() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        for (g, group) in all.chunks_exact(64).enumerate() {
+            let bits = word_bits(group.try_into().unwrap());
+            for (i, &b) in group.iter().enumerate() {
+                assert_eq!(bits >> i & 1 == 1, is_word(b), "byte {b:#x} at {i} of group {g}");
+            }
+        }
+    }
+
+    /// Runs just shorter than, as long as and just longer than [`MIN_RUN`], at every
+    /// offset around the 64-byte groups the long runs are found in, and at the end of the
+    /// text.
+    #[test]
+    fn runs_at_the_length_threshold_and_word_edges() {
+        for len in [MIN_RUN - 1, MIN_RUN, MIN_RUN + 1, 63, 64, 65, 130] {
+            for offset in 0..=130 {
+                let mut text = vec![b' '; offset];
+                text.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                let ends_in_run = text.clone();
+                text.extend_from_slice(b" x ");
+                text.extend((0..len).map(|i| b'0' + (i % 10) as u8));
+                text.push(b'.');
+                for t in [&text, &ends_in_run] {
+                    let fast = minimizers_of(t);
+                    assert_eq!(fast, naive_minimizers(t), "run of {len} at {offset}");
+                    assert_eq!(fast.is_empty(), len < MIN_RUN, "run of {len} at {offset}");
+                }
+            }
+        }
     }
 
     /// Files written before the probes changed still find every key they hold.

@@ -20,7 +20,7 @@ use crate::chunk::{self, Chunk, ChunkRef, StreamRows};
 use crate::deletes::{self, LiveDelete};
 use crate::retention::{RetentionConfig, RetentionPolicy};
 use crate::visibility::{Liveness, RowFilter};
-use crate::codec::{decode_push, encode_push};
+use crate::codec::{decode_push, encode_push, encoded_push_size};
 use crate::config::StoreConfig;
 use crate::error::{io_err, Result, StoreError};
 use crate::fields::FieldRequest;
@@ -55,7 +55,11 @@ struct Inner {
     wal: Option<Wal>,
     _lock: Option<File>,
     gate: tokio::sync::RwLock<()>,
-    flush_lock: tokio::sync::Mutex<()>,
+    /// One flush at a time; held by a flush that pushes started until it has written its
+    /// heads (hence shared, so a background task can own the guard).
+    flush_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The WAL segment the last freeze sealed: what a retry of its heads checkpoints.
+    last_sealed: AtomicU64,
     tenants: RwLock<BTreeMap<TenantId, Arc<Tenant>>>,
     chunk_seq: AtomicU64,
     metrics: Arc<StoreMetrics>,
@@ -322,7 +326,8 @@ impl Store {
                 wal,
                 _lock: lock,
                 gate: tokio::sync::RwLock::new(()),
-                flush_lock: tokio::sync::Mutex::new(()),
+                flush_lock: Arc::default(),
+                last_sealed: AtomicU64::new(0),
                 tenants: RwLock::new(tenants),
                 chunk_seq: AtomicU64::new(0),
                 metrics,
@@ -393,11 +398,12 @@ impl Store {
         }
 
         // Backpressure: the heads never outgrow the configured size while a flush is
-        // behind. The push that finds them full flushes (or waits for the flush under way).
+        // behind. The push that finds them full starts a flush (or waits for the one under
+        // way).
         if self.live_head_bytes() >= cfg.flush_max_bytes {
-            self.flush().await?;
+            self.flush_behind().await?;
         }
-        let mut payload = Vec::with_capacity(64 + req.streams.iter().map(|s| s.entries.iter().map(|e| e.line.len() + 16).sum::<usize>()).sum::<usize>());
+        let mut payload = Vec::with_capacity(encoded_push_size(tenant, &req));
         encode_push(tenant, &req, &mut payload);
         let _gate = self.inner.gate.read().await;
         wal.append(payload).await?;
@@ -446,29 +452,79 @@ impl Store {
     /// Writes every head to chunks, swaps the manifests, and deletes the WAL segments they
     /// cover. Pushes continue meanwhile (into fresh heads); queries see the data throughout.
     pub async fn flush(&self) -> Result<FlushStats> {
-        let Some(wal) = self.inner.wal.as_ref() else { return Ok(FlushStats::default()) };
         let _one_at_a_time = self.inner.flush_lock.lock().await;
-        let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
-        let any = tenants.iter().any(|t| {
-            let s = t.state.read().unwrap();
-            !s.head.is_empty() || !s.frozen.is_empty()
+        let mut stats = self.retry_failed().await?;
+        if let Some(frozen) = self.freeze().await? {
+            let more = self.write_frozen(frozen).await?;
+            stats.chunks += more.chunks;
+            stats.rows += more.rows;
+            stats.bytes += more.bytes;
+        }
+        Ok(stats)
+    }
+
+    /// For a push that found the live heads full: waits for the flush under way, if any,
+    /// then freezes the heads and writes them in the background, so the push (and the
+    /// ones after it) go on filling fresh heads while the chunks are written. The heads
+    /// thus hold at most one full generation being written and one filling.
+    async fn flush_behind(&self) -> Result<()> {
+        let guard = self.inner.flush_lock.clone().lock_owned().await;
+        if self.live_head_bytes() < self.inner.cfg.flush_max_bytes {
+            // Another push flushed them while this one waited.
+            return Ok(());
+        }
+        // The push fails if heads a flush could not write still cannot be written.
+        self.retry_failed().await?;
+        let Some(frozen) = self.freeze().await? else { return Ok(()) };
+        let store = self.clone();
+        tokio::spawn(async move {
+            let _one_at_a_time = guard;
+            if let Err(e) = store.write_frozen(frozen).await {
+                tracing::error!(error = %e, "flush started by a push failed; the data stays in the WAL and the heads, and the next full head retries it");
+            }
         });
-        if !any {
+        Ok(())
+    }
+
+    /// Writes the heads a failed flush left frozen, on their own: frozen heads pile up no
+    /// further while the failure lasts, so pushes that find the live heads full fail
+    /// instead of growing memory. The caller holds `flush_lock`, so no other flush has
+    /// heads frozen, and the failed one sealed the WAL last.
+    async fn retry_failed(&self) -> Result<FlushStats> {
+        let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
+        if !tenants.iter().any(|t| !t.state.read().unwrap().frozen.is_empty()) {
             return Ok(FlushStats::default());
         }
-        let sealed = {
-            let _gate = self.inner.gate.write().await;
-            let sealed = wal.rotate().await?;
-            for t in &tenants {
-                let mut s = t.state.write().unwrap();
-                if !s.head.is_empty() {
-                    let h = std::mem::take(&mut s.head);
-                    s.frozen.push(Arc::new(h));
-                }
-            }
-            sealed
-        };
+        let sealed = self.inner.last_sealed.load(Ordering::Relaxed);
+        self.write_frozen(Frozen { tenants, sealed }).await
+    }
 
+    /// Seals the WAL segment and moves every tenant's live head to its frozen heads, where
+    /// queries still see it; `None` when there is nothing to flush. The caller holds
+    /// `flush_lock`.
+    async fn freeze(&self) -> Result<Option<Frozen>> {
+        let Some(wal) = self.inner.wal.as_ref() else { return Ok(None) };
+        let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
+        if tenants.iter().all(|t| t.state.read().unwrap().head.is_empty()) {
+            return Ok(None);
+        }
+        let _gate = self.inner.gate.write().await;
+        let sealed = wal.rotate().await?;
+        self.inner.last_sealed.store(sealed, Ordering::Relaxed);
+        for t in &tenants {
+            let mut s = t.state.write().unwrap();
+            if !s.head.is_empty() {
+                let h = std::mem::take(&mut s.head);
+                s.frozen.push(Arc::new(h));
+            }
+        }
+        Ok(Some(Frozen { tenants, sealed }))
+    }
+
+    /// Writes the frozen heads to chunks, commits them (dropping those heads in the same
+    /// step), and deletes the WAL segments up to `sealed`. The caller holds `flush_lock`.
+    async fn write_frozen(&self, Frozen { tenants, sealed }: Frozen) -> Result<FlushStats> {
+        let Some(wal) = self.inner.wal.as_ref() else { return Ok(FlushStats::default()) };
         let started = std::time::Instant::now();
         let inner = self.inner.clone();
         let work = tenants.clone();
@@ -705,6 +761,13 @@ impl Store {
             chunk_bytes: s.chunks.iter().map(|c| c.meta.bytes).sum(),
         }
     }
+}
+
+/// Heads a flush has frozen and not yet written: the tenants to look at and the WAL
+/// segment sealed with them.
+struct Frozen {
+    tenants: Vec<Arc<Tenant>>,
+    sealed: u64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -261,14 +261,59 @@ async fn full_heads_push_back_instead_of_growing() {
     let store = Store::open(cfg).unwrap();
     let t = tenant("acme");
     let line = "x".repeat(1000);
-    // 2 MB pushed with no flush called: the pushes flush the heads themselves.
+    // 2 MB pushed with no flush called: the pushes flush the heads themselves, in the
+    // background. At most one full generation is being written while the next fills.
     for i in 0..100i64 {
         let entries: Vec<(i64, &str)> = (0..20).map(|k| (T0 + i * 100 + k, line.as_str())).collect();
         store.push(&t, req(&[("app", "big")], &entries), &IngestLimits::unlimited()).await.unwrap();
         let st = store.stats(&t);
-        assert!(st.head_bytes <= (64 << 10) + 20 * 1000 + 4096, "push {i}: {} bytes in the heads", st.head_bytes);
+        assert!(st.head_bytes <= 2 * ((64 << 10) + 20 * 1000 + 4096), "push {i}: {} bytes in the heads", st.head_bytes);
     }
     let st = store.stats(&t);
     assert!(st.chunks > 10, "{st:?}");
     assert_eq!(st.chunk_rows as usize + st.head_entries, 2000);
+    store.flush().await.unwrap();
+    let st = store.stats(&t);
+    assert_eq!((st.chunk_rows, st.head_entries), (2000, 0));
+}
+
+#[tokio::test]
+async fn a_failing_flush_fails_the_pushes_behind_it_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.flush_max_bytes = 64 << 10;
+    let store = Store::open(cfg).unwrap();
+    let t = tenant("acme");
+    let line = "x".repeat(1000);
+    let push = |i: i64| {
+        let entries: Vec<(i64, &str)> = (0..20).map(|k| (T0 - DAY + i * 100 + k, line.as_str())).collect();
+        let store = store.clone();
+        let r = req(&[("app", "big")], &entries);
+        async move { store.push(&tenant("acme"), r, &IngestLimits::unlimited()).await }
+    };
+    push(0).await.unwrap();
+    // A file where the day's chunk directory goes: every flush of that day fails.
+    let day_dir = dir.path().join("tenants/acme/chunks/2026-01-14");
+    std::fs::create_dir_all(day_dir.parent().unwrap()).unwrap();
+    std::fs::write(&day_dir, b"in the way").unwrap();
+    let mut accepted = 20;
+    let mut failed = 0;
+    for i in 1..100i64 {
+        match push(i).await {
+            Ok(_) => accepted += 20,
+            Err(_) => failed += 1,
+        }
+        let st = store.stats(&t);
+        assert!(st.head_bytes <= 2 * ((64 << 10) + 20 * 1000 + 4096), "push {i}: {} bytes in the heads", st.head_bytes);
+        assert_eq!((st.chunk_rows, st.head_entries), (0, accepted), "push {i}");
+    }
+    assert!(failed > 50, "only {failed} pushes failed while no flush could succeed");
+    // Once flushes can succeed again, everything acknowledged reaches the chunks.
+    std::fs::remove_file(&day_dir).unwrap();
+    push(100).await.unwrap();
+    accepted += 20;
+    store.flush().await.unwrap();
+    let st = store.stats(&t);
+    assert_eq!((st.chunk_rows, st.head_entries), (accepted as u64, 0));
+    assert_eq!(read_all(&store, &t, vec![m("app", MatchOp::Eq, "big")], i64::MIN, i64::MAX).values().map(Vec::len).sum::<usize>(), accepted);
 }
