@@ -218,6 +218,10 @@ impl Server {
             if flush_flag.load(std::sync::atomic::Ordering::SeqCst) {
                 let stats = store2.flush().await?;
                 tracing::info!(chunks = stats.chunks, rows = stats.rows, "flushed at shutdown");
+            } else {
+                // A flush a push started still holds the store open: let it finish, so
+                // the data directory is free once the server is stopped.
+                store2.wait_for_flush().await;
             }
             Ok(())
         });

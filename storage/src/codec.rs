@@ -83,7 +83,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends the WAL payload for one tenant's push to `out`.
 /// An upper bound of [`encode_push`]'s output, so its buffer is allocated once.
 pub(crate) fn encoded_push_size(tenant: &TenantId, req: &PushRequest) -> usize {
     // A varint takes a byte per 7 bits: lengths and counts take at most this many.
@@ -97,6 +96,7 @@ pub(crate) fn encoded_push_size(tenant: &TenantId, req: &PushRequest) -> usize {
     n
 }
 
+/// Appends the WAL payload for one tenant's push to `out`.
 pub(crate) fn encode_push(tenant: &TenantId, req: &PushRequest, out: &mut Vec<u8>) {
     out.push(RECORD_VERSION);
     put_str(out, tenant.as_str().as_bytes());

@@ -452,15 +452,25 @@ impl Store {
     /// Writes every head to chunks, swaps the manifests, and deletes the WAL segments they
     /// cover. Pushes continue meanwhile (into fresh heads); queries see the data throughout.
     pub async fn flush(&self) -> Result<FlushStats> {
-        let _one_at_a_time = self.inner.flush_lock.lock().await;
-        let mut stats = self.retry_failed().await?;
-        if let Some(frozen) = self.freeze().await? {
-            let more = self.write_frozen(frozen).await?;
-            stats.chunks += more.chunks;
-            stats.rows += more.rows;
-            stats.bytes += more.bytes;
-        }
-        Ok(stats)
+        let guard = self.inner.flush_lock.clone().lock_owned().await;
+        let store = self.clone();
+        // In a task of its own, holding the lock, so that a caller that goes away (a
+        // client hanging up, a task aborted at shutdown) cannot leave heads half written
+        // while the next flush writes them again.
+        tokio::spawn(async move {
+            let _one_at_a_time = guard;
+            let store = store;
+            let mut stats = store.retry_failed().await?;
+            if let Some(frozen) = store.freeze().await? {
+                let more = store.write_frozen(frozen).await?;
+                stats.chunks += more.chunks;
+                stats.rows += more.rows;
+                stats.bytes += more.bytes;
+            }
+            Ok(stats)
+        })
+        .await
+        .map_err(|e| StoreError::Io { context: "flush task".into(), source: std::io::Error::other(e.to_string()) })?
     }
 
     /// For a push that found the live heads full: waits for the flush under way, if any,
@@ -473,17 +483,38 @@ impl Store {
             // Another push flushed them while this one waited.
             return Ok(());
         }
-        // The push fails if heads a flush could not write still cannot be written.
-        self.retry_failed().await?;
-        let Some(frozen) = self.freeze().await? else { return Ok(()) };
         let store = self.clone();
+        let (frozen_tx, frozen_rx) = tokio::sync::oneshot::channel();
+        // The flush runs to its end in its own task, holding the lock (see `flush`); the
+        // push waits only until the heads are frozen.
         tokio::spawn(async move {
             let _one_at_a_time = guard;
+            // Dropped before the lock is released: once a waiter has the lock, no flush
+            // still holds the store (and its directory lock) open.
+            let store = store;
+            // The push fails if heads a flush could not write still cannot be written.
+            let frozen = match store.retry_failed().await {
+                Ok(_) => store.freeze().await,
+                Err(e) => Err(e),
+            };
+            let frozen = match frozen {
+                Ok(Some(f)) => f,
+                other => {
+                    let _ = frozen_tx.send(other.map(|_| ()));
+                    return;
+                }
+            };
+            let _ = frozen_tx.send(Ok(()));
             if let Err(e) = store.write_frozen(frozen).await {
                 tracing::error!(error = %e, "flush started by a push failed; the data stays in the WAL and the heads, and the next full head retries it");
             }
         });
-        Ok(())
+        frozen_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits for a flush under way (one a push started, say) to finish.
+    pub async fn wait_for_flush(&self) {
+        let _ = self.inner.flush_lock.lock().await;
     }
 
     /// Writes the heads a failed flush left frozen, on their own: frozen heads pile up no
@@ -504,11 +535,18 @@ impl Store {
     /// `flush_lock`.
     async fn freeze(&self) -> Result<Option<Frozen>> {
         let Some(wal) = self.inner.wal.as_ref() else { return Ok(None) };
+        let all_empty = || self.inner.tenants.read().unwrap().values().all(|t| t.state.read().unwrap().head.is_empty());
+        if all_empty() {
+            // Nothing to flush: spare the pushes the wait for the gate.
+            return Ok(None);
+        }
+        // Under the gate, no push is between its WAL append and its head insert, and the
+        // tenant list includes every tenant whose records the sealed segment holds.
+        let _gate = self.inner.gate.write().await;
         let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
         if tenants.iter().all(|t| t.state.read().unwrap().head.is_empty()) {
             return Ok(None);
         }
-        let _gate = self.inner.gate.write().await;
         let sealed = wal.rotate().await?;
         self.inner.last_sealed.store(sealed, Ordering::Relaxed);
         for t in &tenants {
