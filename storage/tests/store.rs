@@ -253,12 +253,16 @@ async fn second_writer_is_refused_but_readers_see_everything() {
     assert!(Store::open_read_only(StoreConfig::new(dir.path().join("nope"))).is_err());
 }
 
+/// A store whose heads flush at 64 KiB, in a new directory.
+fn small_heads_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig { flush_max_bytes: 64 << 10, ..StoreConfig::new(dir.path()) }).unwrap();
+    (dir, store)
+}
+
 #[tokio::test]
 async fn full_heads_push_back_instead_of_growing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.flush_max_bytes = 64 << 10;
-    let store = Store::open(cfg).unwrap();
+    let (_dir, store) = small_heads_store();
     let t = tenant("acme");
     let line = "x".repeat(1000);
     // 2 MB pushed with no flush called: the pushes flush the heads themselves, in the
@@ -279,10 +283,7 @@ async fn full_heads_push_back_instead_of_growing() {
 
 #[tokio::test]
 async fn a_failing_flush_fails_the_pushes_behind_it_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.flush_max_bytes = 64 << 10;
-    let store = Store::open(cfg).unwrap();
+    let (dir, store) = small_heads_store();
     let t = tenant("acme");
     let line = "x".repeat(1000);
     let push = |i: i64| {
