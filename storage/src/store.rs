@@ -493,11 +493,11 @@ impl Store {
             // still holds the store (and its directory lock) open.
             let store = store;
             // The push fails if heads a flush could not write still cannot be written.
-            let frozen = match store.retry_failed().await {
-                Ok(_) => store.freeze().await,
-                Err(e) => Err(e),
+            let frozen = async {
+                store.retry_failed().await?;
+                store.freeze().await
             };
-            let frozen = match frozen {
+            let frozen = match frozen.await {
                 Ok(Some(f)) => f,
                 other => {
                     let _ = frozen_tx.send(other.map(|_| ()));
@@ -543,10 +543,10 @@ impl Store {
         // Under the gate, no push is between its WAL append and its head insert, and the
         // tenant list includes every tenant whose records the sealed segment holds.
         let _gate = self.inner.gate.write().await;
-        let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
-        if tenants.iter().all(|t| t.state.read().unwrap().head.is_empty()) {
+        if all_empty() {
             return Ok(None);
         }
+        let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
         let sealed = wal.rotate().await?;
         self.inner.last_sealed.store(sealed, Ordering::Relaxed);
         for t in &tenants {
