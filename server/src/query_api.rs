@@ -99,14 +99,17 @@ fn check_query_length(start: i64, end: i64, limits: &crate::Limits) -> Result<()
 }
 
 /// Loki's `query_timeout`: a query still running after it fails with 504 (its work is
-/// dropped with the future).
+/// dropped with the future). One that ends past its deadline before the timer fires (the
+/// timer has a resolution of a millisecond) has run too long all the same: it fails too,
+/// as Loki's, whose context has expired by then.
 pub(crate) async fn with_timeout<T>(limits: &crate::Limits, f: impl std::future::Future<Output = Result<T, silt_query::QueryError>>) -> Result<T, ApiError> {
     if limits.query_timeout.is_zero() {
         return Ok(f.await?);
     }
+    let started = std::time::Instant::now();
     match tokio::time::timeout(limits.query_timeout, f).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(ApiError::new(
+        Ok(r) if started.elapsed() <= limits.query_timeout => Ok(r?),
+        _ => Err(ApiError::new(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed",
         )),
