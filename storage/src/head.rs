@@ -194,16 +194,17 @@ impl BatchBuilder {
 
     /// Finishes a batch with the columns in `projection` (indices into [`log_schema`]).
     pub fn finish(&mut self, projection: Option<&[usize]>) -> RecordBatch {
-        let (line, meta) = (self.line.finish(), self.meta.finish());
-        let cols: [ArrayRef; 4] = [Arc::new(self.stream.finish()), Arc::new(self.ts.finish()), Arc::new(line.clone()), Arc::new(meta.clone())];
         // Finished builders start again from nothing: size the next batch's buffers like
         // this one's, a little larger, rather than grow them by doubling (a copy each).
         let slack = |n: usize| n + n / 8;
         let rows = slack(self.rows);
-        self.stream = UInt64Builder::with_capacity(rows);
-        self.ts = Int64Builder::with_capacity(rows);
-        self.line = StringBuilder::with_capacity(rows, slack(line.values().len()));
-        self.meta = BinaryBuilder::with_capacity(rows, slack(meta.values().len()));
+        let (line_bytes, meta_bytes) = (slack(self.line.values_slice().len()), slack(self.meta.values_slice().len()));
+        let cols: [ArrayRef; 4] = [
+            Arc::new(std::mem::replace(&mut self.stream, UInt64Builder::with_capacity(rows)).finish()),
+            Arc::new(std::mem::replace(&mut self.ts, Int64Builder::with_capacity(rows)).finish()),
+            Arc::new(std::mem::replace(&mut self.line, StringBuilder::with_capacity(rows, line_bytes)).finish()),
+            Arc::new(std::mem::replace(&mut self.meta, BinaryBuilder::with_capacity(rows, meta_bytes)).finish()),
+        ];
         self.rows = 0;
         let schema = log_schema();
         let batch = RecordBatch::try_new(schema, cols.to_vec()).expect("builders match the log schema");

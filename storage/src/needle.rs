@@ -45,23 +45,6 @@ const _: () = assert!(MIN_RUN > 8 && MIN_RUN <= 16);
 const BITS_PER_ENTRY: usize = 10;
 const PROBES: u64 = 6;
 
-/// Word bytes by table: this runs for every byte pushed.
-static WORD: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
-        b += 1;
-    }
-    t
-};
-
-#[inline]
-fn is_word(b: u8) -> bool {
-    WORD[b as usize]
-}
-
 #[inline]
 fn mix(mut x: u64) -> u64 {
     // splitmix64's finalizer: every input bit moves every output bit.
@@ -70,9 +53,10 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Bit `i` set: byte `i` is a word byte. The same test as [`is_word`], written so that
-/// it compiles to vector compares (this runs for every byte flushed), then packed eight
-/// flags at a time by a multiply that moves flag `j` of a word to bit `56 + j`.
+/// Bit `i` set: byte `i` is a word byte (an ASCII letter or digit, `_`, or any non-ASCII
+/// byte). Written so that the test compiles to vector compares (this runs for every byte
+/// flushed), then packed eight flags at a time by a multiply that moves flag `j` of a
+/// word to bit `56 + j`.
 fn word_bits(group: &[u8; 64]) -> u64 {
     let mut flags = [0u8; 64];
     for (f, &b) in flags.iter_mut().zip(group) {
@@ -132,7 +116,10 @@ fn minimizers(text: &[u8], scratch: &mut Scratch, mut f: impl FnMut(u64)) {
     words.extend(groups.by_ref().map(|c| word_bits(c.try_into().expect("64 bytes"))));
     let rest = groups.remainder();
     if !rest.is_empty() {
-        words.push(rest.iter().enumerate().fold(0u64, |m, (i, &b)| m | (u64::from(is_word(b)) << i)));
+        // Padded with zero bytes, which are not word bytes.
+        let mut last = [0u8; 64];
+        last[..rest.len()].copy_from_slice(rest);
+        words.push(word_bits(&last));
     }
     // Bit `i` set: bytes `i..i + MIN_RUN` are all word bytes. Most runs in log lines are
     // shorter (words, numbers, short ids); this finds the long ones a word of bits at a
@@ -373,6 +360,11 @@ impl NeedleIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a word byte is, plainly: the definition [`word_bits`] is checked against.
+    fn is_word(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+    }
 
     fn index(lines: &[String]) -> NeedleIndex {
         let mut b = NeedleBuilder::default();
