@@ -137,6 +137,176 @@ fn looks_like_json(line: &str) -> bool {
 /// The first string value, in document order, whose key is a level field, at the top
 /// level or one object down. Borrowed from the line unless it has escapes.
 fn json_level<'l>(line: &'l str, fields: &[String]) -> Option<Cow<'l, str>> {
+    match (JsonScan { line, b: line.as_bytes(), i: 0 }).top(fields) {
+        Some(found) => found.map(Cow::Borrowed),
+        None => json_level_by_serde(line, fields),
+    }
+}
+
+/// A byte scan of a JSON line for [`json_level`], without allocating: most pushed JSON
+/// lines are plain objects with the level among the first keys. Every method returns
+/// `None` where it is unsure (an escape, a control character, malformed or very deep
+/// JSON); the caller then asks serde, so the answer is always serde's. Where it does
+/// answer, the part of the line it read is valid JSON.
+struct JsonScan<'l> {
+    line: &'l str,
+    b: &'l [u8],
+    i: usize,
+}
+
+impl<'l> JsonScan<'l> {
+    /// `Some(found)` when sure; `None` to let serde decide.
+    fn top(&mut self, fields: &[String]) -> Option<Option<&'l str>> {
+        self.ws();
+        self.object(0, fields)
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// The object at the cursor, searched to `depth` 1 like serde's walk: a level key's
+    /// string value ends the search, any other value of a level key is passed over, and
+    /// at the top level an object value is searched too.
+    fn object(&mut self, depth: usize, fields: &[String]) -> Option<Option<&'l str>> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(None);
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            self.eat(b':')?;
+            let next = self.peek()?;
+            if fields.iter().any(|f| f == key) {
+                if next == b'"' {
+                    return Some(Some(self.string()?));
+                }
+                self.skip(0)?;
+            } else if depth == 0 && next == b'{' {
+                if let Some(found) = self.object(1, fields)? {
+                    return Some(Some(found));
+                }
+            } else {
+                self.skip(0)?;
+            }
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(None);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The string at the cursor (at its `"`), when it has no escape or control character.
+    fn string(&mut self) -> Option<&'l str> {
+        let start = self.i + 1;
+        let len = memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        if self.b[start + len] != b'"' || self.b[start..start + len].iter().any(|&c| c < 0x20) {
+            return None;
+        }
+        self.i = start + len + 1;
+        // Between two ASCII quotes: on character boundaries.
+        Some(&self.line[start..start + len])
+    }
+
+    /// Passes over the value at the cursor; `None` where serde might disagree.
+    fn skip(&mut self, nesting: usize) -> Option<()> {
+        if nesting > 100 {
+            return None; // serde stops at 128 levels
+        }
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => {
+                let close = if self.b[self.i] == b'{' { b'}' } else { b']' };
+                self.i += 1;
+                if self.eat(close).is_some() {
+                    return Some(());
+                }
+                loop {
+                    if close == b'}' {
+                        if self.peek()? != b'"' {
+                            return None;
+                        }
+                        self.string()?;
+                        self.eat(b':')?;
+                    }
+                    self.skip(nesting + 1)?;
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        c if c == close => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
+    }
+
+    /// A number as JSON spells it: `-?(0|[1-9][0-9]*)(.[0-9]+)?`. Exponents and very
+    /// long numbers are left to serde, which fails on those out of an f64's range.
+    fn number(&mut self) -> Option<()> {
+        let b = self.b;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) || i - self.i > 300 {
+            return None;
+        }
+        self.i = i;
+        Some(())
+    }
+}
+
+/// [`json_level`] by a serde walk: handles escapes and decides malformed lines.
+fn json_level_by_serde<'l>(line: &'l str, fields: &[String]) -> Option<Cow<'l, str>> {
     struct Finder<'f, 'l> {
         fields: &'f [String],
         depth: usize,
@@ -299,11 +469,17 @@ fn from_text(line: &str) -> &'static str {
     thread_local! {
         static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
+    // Every word holds one of these: one vectorised pass rules out most lines (access
+    // logs, most klog and database lines), instead of a search per word.
+    static ANY_ROOT: LazyLock<regex::bytes::Regex> = LazyLock::new(|| regex::bytes::Regex::new("trace|debug|fatal|critical|err|warn|info").expect("a valid pattern"));
     LOWER.with(|buf| {
         let mut b = buf.borrow_mut();
         b.clear();
         b.extend_from_slice(line.as_bytes());
         b.make_ascii_lowercase();
+        if !ANY_ROOT.is_match(&b) {
+            return "unknown";
+        }
         // Byte-wise like Loki: a byte of a multi-byte character counts as a letter.
         let boundary = |i: Option<usize>| i.and_then(|i| b.get(i)).is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80));
         for (finder, len, level) in FINDERS.iter() {
@@ -331,6 +507,60 @@ mod tests {
         let mut md: Vec<(String, String)> = metadata.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         add_detected_level(&labels, &mut md, line, &fields());
         md.into_iter().find(|(n, _)| n == DETECTED_LEVEL).map(|(_, v)| v)
+    }
+
+    /// The byte scan either agrees with serde or leaves the line to it.
+    fn scan_agrees(line: &str) {
+        let f = fields();
+        if let Some(found) = (JsonScan { line, b: line.as_bytes(), i: 0 }).top(&f) {
+            assert_eq!(found.map(Cow::Borrowed), json_level_by_serde(line, &f), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn json_scan_agrees_with_serde_on_every_prefix() {
+        let lines = [
+            r#"{"ts":"2026-11-23T12:01:14Z","level":"info","msg":"done","status":200,"duration_ms":15.4}"#,
+            r#" { "a" : [1, -2.5, {"b": [true, false, null]}, "x"], "n": {"m": {"level": "deep"}, "lvl": "warn"} } "#,
+            r#"{"level":3,"x":{},"y":[],"severity":"debug"}"#,
+            r#"{"a":01,"level":"warn"}"#,
+            r#"{"a":1e3,"level":"warn"}"#,
+            r#"{"a":-,"level":"warn"}"#,
+            r#"{"a":"tab	in","level":"warn"}"#,
+            r#"{"a":"é","lé":"x","level":"érreur"}"#,
+            r#"{"k\u0065y":1,"level":"info"}"#,
+            r#"{"a" 1,"level":"info"}"#,
+            r#"{"a":1 "level":"info"}"#,
+            r#"{"a":tru,"level":"info"}"#,
+            r#"{"a":[1,],"level":"info"}"#,
+            r#"{,"level":"info"}"#,
+            r#"{"level":{"x":"y"},"LEVEL":"error"}"#,
+        ];
+        for line in lines {
+            for end in (0..=line.len()).filter(|&e| line.is_char_boundary(e)) {
+                scan_agrees(&line[..end]);
+                scan_agrees(&format!("{}}}", &line[..end]));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_scan_agrees_with_serde(parts in proptest::collection::vec(proptest::sample::select(vec![
+            "{", "}", "[", "]", ",", ":", " ", "\"", "\\", "\"level\"", "\"lvl\"", "\"msg\"", "\"info\"", "\"x\"",
+            "0", "12", "-3.5", "1e2", ".", "true", "nul", "null", "\t", "é",
+        ]), 0..24)) {
+            scan_agrees(&format!("{{{}", parts.concat()));
+        }
+    }
+
+    #[test]
+    fn every_level_word_is_found_in_text() {
+        for (word, level) in [("trace", "trace"), ("debug", "debug"), ("fatal", "fatal"), ("critical", "critical"), ("error", "error"), ("err", "error"), ("warning", "warn"), ("warn", "warn"), ("info", "info")] {
+            assert_eq!(from_text(&format!("at 12:00 {} here", word.to_uppercase())), level, "{word}");
+            assert_eq!(from_text(&format!("[{word}]")), level, "{word}");
+        }
+        assert_eq!(from_text("nothing to see"), "unknown");
     }
 
     #[test]
