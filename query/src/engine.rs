@@ -13,12 +13,12 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{col, lit, SessionConfig, SessionContext};
 use silt_storage::codec::decode_metadata;
-use silt_storage::{Labels, Store, TenantId, COL_LINE, COL_METADATA, COL_STREAM, COL_TS, IDX_LINE, IDX_METADATA};
+use silt_storage::{Labels, ScanPart, Store, TenantId, COL_LINE, COL_METADATA, COL_STREAM, COL_TS, IDX_LINE, IDX_METADATA};
 
 use crate::ast::{LogExpr, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
-use crate::provider::LogTable;
+use crate::provider::{LogTable, SaltedPart};
 use crate::udf::{LineFilterUdf, PipelineUdf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,8 @@ pub struct Engine {
     pool: Option<Arc<dyn MemoryPool>>,
 }
 
-/// The narrowest first window of a log query (see [`Engine::log_query`]).
+/// Log queries over 64 of these or less are read in one pass, not in pieces; with an
+/// `interval`, the narrowest first window (see [`Engine::log_query`]).
 const MIN_WINDOW: i64 = 60_000_000_000;
 
 /// The default per-query memory limit.
@@ -145,11 +146,28 @@ impl Engine {
         end: i64,
         fields: Option<Vec<String>>,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
-        let (pre, rest) = split_line_filters(&log.pipeline);
-        let mut table = LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre));
+        let mut table = self.log_table(tenants, log);
         if let Some(names) = fields {
             table = table.with_fields(names);
         }
+        self.scan_plan_on(table, log, start, end)
+    }
+
+    /// The table a log expression reads: its selector, and the needles of its leading
+    /// line filters.
+    fn log_table(&self, tenants: &[TenantId], log: &LogExpr) -> LogTable {
+        LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(split_line_filters(&log.pipeline).0))
+    }
+
+    /// [`Self::scan_plan`] over `table`.
+    fn scan_plan_on<'e>(
+        &self,
+        table: LogTable,
+        log: &'e crate::ast::LogExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
+        let (pre, rest) = split_line_filters(&log.pipeline);
         let table = Arc::new(table);
         let streams = table.streams();
         let df = self.session().read_table(table)?;
@@ -165,13 +183,8 @@ impl Engine {
 
     pub async fn log_query(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
         let engine = self.for_query();
-        // "The newest N entries": read the newest (or, forward, oldest) sliver of the range
-        // first, then the slivers behind it, and stop once N entries have survived the
-        // pipeline: every entry of a later sliver sorts after every entry of an earlier one,
-        // so the answer is the first slivers' entries in order. Each row is read once; a
-        // slow match costs one pass plus the planning of a few slivers.
         // A literal the needle index can look up already skips most of the range, and a
-        // rare one would make every sliver read in vain.
+        // rare one would make reading in pieces read in vain.
         // A range too long to measure in an i64 is read in one pass.
         let span = q.end.checked_sub(q.start).unwrap_or(0);
         if span <= 64 * MIN_WINDOW || needle_pruned(&q.expr.pipeline) {
@@ -180,24 +193,70 @@ impl Engine {
         if q.interval > 0 {
             return engine.log_query_by_interval(tenants, q, span).await;
         }
-        let mut out: BTreeMap<Labels, Vec<EntryResult>> = BTreeMap::new();
-        let (mut covered, mut found) = (0i64, 0usize);
-        let mut next = (span / 64).max(MIN_WINDOW);
-        while found < q.limit && covered < span {
-            let mut sub = q.clone();
-            sub.limit = q.limit - found;
-            match q.direction {
-                Direction::Backward => (sub.start, sub.end) = (q.end - next, q.end - covered),
-                Direction::Forward => (sub.start, sub.end) = (q.start + covered, q.start + next),
-            }
-            for s in engine.run_log_query(tenants, &sub).await? {
-                found += s.entries.len();
-                out.entry(s.labels).or_default().extend(s.entries);
-            }
-            covered = next;
-            next = next_cover(covered, found, q.limit).min(span);
+        engine.log_query_in_pieces(tenants, q).await
+    }
+
+    /// "The newest N entries", reading no more than it must: the scan's parts are cut
+    /// into pieces (a stream's rows in one block of a chunk, each with time bounds;
+    /// see [`ScanPart::pieces`]), read newest first (forward: oldest first) in groups,
+    /// each one DataFusion plan: first the newest piece and those overlapping it, then
+    /// groups sized by the rate of entries seen so far. Once N entries are kept, only
+    /// pieces that may still hold one sorting before the N-th are read, as Loki's
+    /// iterators merge streams by time and stop at the limit. Each piece is read once.
+    async fn log_query_in_pieces(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
+        if q.limit == 0 || q.start >= q.end {
+            return Ok(Vec::new());
         }
-        Ok(out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect())
+        let resolver = self.log_table(tenants, &q.expr);
+        let backward = q.direction == Direction::Backward;
+        let mut pieces: Vec<SaltedPart> = resolver.resolve(q.start, q.end)?.into_iter().flat_map(|(p, salt)| p.pieces().into_iter().map(move |p| (p, salt))).collect();
+        pieces.sort_by(|(a, _), (b, _)| {
+            let ((a_lo, a_hi), (b_lo, b_hi)) = (a.time_bounds(), b.time_bounds());
+            if backward { b_hi.cmp(&a_hi) } else { a_lo.cmp(&b_lo) }
+        });
+        // Whether a piece may hold an entry that sorts before (or ties with) one at `ts`.
+        let may_precede = |p: &ScanPart, ts: i64| if backward { p.time_bounds().1 >= ts } else { p.time_bounds().0 <= ts };
+        let streams = resolver.streams();
+        let mut rows: Vec<Row> = Vec::new();
+        let mut pieces = pieces.into_iter().peekable();
+        let (mut read, mut want) = (0u64, q.limit as u64);
+        while pieces.peek().is_some() {
+            let mut group: Vec<SaltedPart> = Vec::new();
+            let mut group_rows = 0u64;
+            if rows.len() >= q.limit {
+                let last = rows[q.limit - 1].ts;
+                while let Some((p, salt)) = pieces.next_if(|(p, _)| may_precede(p, last)) {
+                    group.push((p, salt));
+                }
+                if group.is_empty() {
+                    break;
+                }
+            } else {
+                // The first group is the newest (oldest) piece and the pieces after it that
+                // overlap it in time, up to the first stream met twice: the other
+                // streams' newest blocks, which a query for the last few entries reads
+                // anyway, in one plan.
+                let overlap = |p: &ScanPart, (lo, hi): (i64, i64)| if backward { p.time_bounds().1 >= lo } else { p.time_bounds().0 <= hi };
+                let mut first: Option<(i64, i64)> = None;
+                let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+                let first_group = read == 0;
+                while let Some((p, salt)) = pieces.next_if(|(p, salt)| {
+                    first.is_none_or(|f| if first_group { overlap(p, f) && p.single_stream().is_none_or(|fp| !seen.contains(&(fp ^ salt))) } else { group_rows < want })
+                }) {
+                    group_rows += p.estimated_rows();
+                    first.get_or_insert(p.time_bounds());
+                    seen.extend(p.single_stream().map(|fp| fp ^ salt));
+                    group.push((p, salt));
+                }
+            }
+            read += group_rows;
+            let table = self.log_table(tenants, &q.expr).with_parts(join_pieces(group), streams.clone());
+            rows.extend(self.log_rows(table, q).await?);
+            rows.sort_by(|a, b| if backward { b.ts.cmp(&a.ts) } else { a.ts.cmp(&b.ts) }.then(a.fp.cmp(&b.fp)));
+            rows.truncate(q.limit);
+            want = next_group_rows(read, rows.len(), q.limit);
+        }
+        Ok(group_by_stream(rows))
     }
 
     /// With an `interval`, which entries a sliver keeps depends on the entries before it,
@@ -224,7 +283,13 @@ impl Engine {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
-        let (mut df, streams, rest) = self.scan_plan(tenants, &q.expr, q.start, q.end)?;
+        Ok(group_by_stream(self.log_rows(self.log_table(tenants, &q.expr), q).await?))
+    }
+
+    /// The first `limit` entries of `table` for the query, in its order: what
+    /// [`Self::log_query`] answers, before grouping by stream.
+    async fn log_rows(&self, table: LogTable, q: &LogQuery) -> Result<Vec<Row>, QueryError> {
+        let (mut df, streams, rest) = self.scan_plan_on(table, &q.expr, q.start, q.end)?;
         let with_pipeline = !rest.is_empty();
         if with_pipeline {
             let udf = ScalarUDF::new_from_impl(PipelineUdf::compile(rest, streams.clone())?);
@@ -245,19 +310,19 @@ impl Engine {
         };
 
         let streams = streams.lock().unwrap();
-        let mut out: BTreeMap<Labels, Vec<EntryResult>> = BTreeMap::new();
-        let mut add = |stream: Vec<(String, String)>, metadata: Vec<(String, String)>, parsed: Vec<(String, String)>, ts: i64, line: &str| -> Result<(), QueryError> {
+        let mut out: Vec<Row> = Vec::new();
+        let mut add = |fp: u64, stream: Vec<(String, String)>, metadata: Vec<(String, String)>, parsed: Vec<(String, String)>, ts: i64, line: &str| -> Result<(), QueryError> {
             let entry = |metadata, parsed| EntryResult { ts, line: line.to_string(), metadata, parsed };
-            if q.categorize {
-                let l = Labels::from_pairs(stream).map_err(|e| QueryError::Internal(e.to_string()))?;
-                out.entry(l).or_default().push(entry(metadata, parsed));
+            let mut labels = Labels::from_pairs(stream).map_err(|e| QueryError::Internal(e.to_string()))?;
+            let entry = if q.categorize {
+                entry(metadata, parsed)
             } else {
-                let mut l = Labels::from_pairs(stream).map_err(|e| QueryError::Internal(e.to_string()))?;
                 for (n, v) in metadata.iter().chain(&parsed) {
-                    l.set(n, v);
+                    labels.set(n, v);
                 }
-                out.entry(l).or_default().push(entry(Vec::new(), Vec::new()));
-            }
+                entry(Vec::new(), Vec::new())
+            };
+            out.push(Row { ts, fp, labels, entry });
             Ok(())
         };
         for b in &batches {
@@ -278,7 +343,7 @@ impl Engine {
                         };
                         target.push((name.to_string(), v.to_string()));
                     }
-                    add(st, md, pa, ts.value(i), line.value(i))?;
+                    add(fp.value(i), st, md, pa, ts.value(i), line.value(i))?;
                 }
                 continue;
             }
@@ -296,11 +361,39 @@ impl Engine {
                         md.push((n, v.to_string()));
                     }
                 }
-                add(stream, md, Vec::new(), ts.value(i), line.value(i))?;
+                add(f, stream, md, Vec::new(), ts.value(i), line.value(i))?;
             }
         }
-        Ok(out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect())
+        Ok(out)
     }
+}
+
+/// One entry of a log query's answer with what orders it: its time, then its stream's
+/// fingerprint.
+struct Row {
+    ts: i64,
+    fp: u64,
+    labels: Labels,
+    entry: EntryResult,
+}
+
+/// Entries in answer order, as streams (each stream's entries in that order).
+fn group_by_stream(rows: Vec<Row>) -> Vec<StreamResult> {
+    let mut out: BTreeMap<Labels, Vec<EntryResult>> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.labels).or_default().push(r.entry);
+    }
+    out.into_iter().map(|(labels, entries)| StreamResult { labels, entries }).collect()
+}
+
+/// Pieces of the same chunk that follow each other joined back (one reader each),
+/// tenant by tenant.
+fn join_pieces(pieces: Vec<SaltedPart>) -> Vec<SaltedPart> {
+    let mut by_salt: BTreeMap<u64, Vec<ScanPart>> = BTreeMap::new();
+    for (p, salt) in pieces {
+        by_salt.entry(salt).or_default().push(p);
+    }
+    by_salt.into_iter().flat_map(|(salt, parts)| ScanPart::join_pieces(parts).into_iter().map(move |p| (p, salt))).collect()
 }
 
 /// Loki's `interval` rule over a time-ordered stream of batches: keep the first entry,
@@ -556,18 +649,19 @@ pub(crate) fn split_line_filters(pipeline: &[Stage]) -> (&[Stage], &[Stage]) {
     pipeline.split_at(pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(pipeline.len()))
 }
 
-/// How much of the range a log query should have read after the next sliver, given
-/// that `covered` of it held `found` of the `limit` entries wanted. Expects the entries
-/// to go on at the rate seen so far, plus a quarter for luck; at least twice and at most
-/// eight times what is covered, so a burst or a drought costs a few more slivers, not a
-/// wasted pass.
-fn next_cover(covered: i64, found: usize, limit: usize) -> i64 {
-    let (lo, hi) = (covered.saturating_mul(2), covered.saturating_mul(8));
+/// How many rows a log query should read next, given that `read` rows gave `found` of
+/// the `limit` entries wanted: as many as the rate seen so far asks for to find the
+/// missing ones, plus a quarter for luck; at most seven times what was read, so a burst
+/// or a drought costs a few more groups, not a wasted pass, but at least a row per
+/// missing entry.
+fn next_group_rows(read: u64, found: usize, limit: usize) -> u64 {
+    let missing = limit.saturating_sub(found) as u64;
+    let hi = read.saturating_mul(7).max(1);
     if found == 0 {
-        return hi;
+        return hi.max(missing);
     }
-    let want = covered as f64 * (limit as f64 / found as f64) * 1.25;
-    (want.min(hi as f64) as i64).max(lo)
+    let more = missing as f64 * (read as f64 / found as f64) * 1.25;
+    (more.min(hi as f64) as u64).max(missing)
 }
 
 /// Whether the needle index can prune for the leading line filters: some `|=` (or `|~`)
@@ -599,7 +693,7 @@ fn needles(pre: &[Stage]) -> Vec<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{needles, next_cover, split_line_filters};
+    use super::{needles, next_group_rows, split_line_filters};
 
     #[test]
     fn regex_filters_give_the_needle_index_their_required_literals() {
@@ -616,16 +710,17 @@ mod tests {
     }
 
     #[test]
-    fn slivers_grow_by_the_rate_seen_within_bounds() {
-        // Nothing yet: eightfold.
-        assert_eq!(next_cover(100, 0, 1000), 800);
-        // A quarter of the entries in 100: 400 expected, 500 with the margin.
-        assert_eq!(next_cover(100, 250, 1000), 500);
-        // Nearly there: still at least double.
-        assert_eq!(next_cover(100, 990, 1000), 200);
-        // Very sparse: at most eightfold.
-        assert_eq!(next_cover(100, 1, 1000), 800);
-        // No overflow at the far end of time.
-        assert!(next_cover(i64::MAX / 2, 1, 1000) > 0);
+    fn groups_grow_by_the_rate_seen_within_bounds() {
+        // Nothing yet: seven times more.
+        assert_eq!(next_group_rows(4096, 0, 100), 7 * 4096);
+        // One entry in 16 rows, 750 missing: 12000 rows, 15000 with the margin.
+        assert_eq!(next_group_rows(4000, 250, 1000), 15000);
+        // Nearly there: little more, but at least a row per missing entry.
+        assert_eq!(next_group_rows(4000, 990, 1000), 50);
+        assert_eq!(next_group_rows(100_000, 999, 1000), 125);
+        assert_eq!(next_group_rows(10, 5, 1000), 995, "a row per missing entry, even past seven times what was read");
+        // Very sparse: at most seven times more.
+        assert_eq!(next_group_rows(4096, 1, 1000), 7 * 4096);
+        assert!(next_group_rows(u64::MAX / 2, 1, 1000) > 0, "no overflow");
     }
 }

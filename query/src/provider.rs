@@ -22,6 +22,10 @@ use arrow::record_batch::RecordBatch;
 use silt_storage::fields::FieldRequest;
 use silt_storage::{log_schema, with_field_columns, Labels, Matcher, ScanPart, ScanRequest, Store, TenantId, COL_TS};
 
+/// A storage part and the salt its stream fingerprints are xor-ed with (see
+/// [`tenant_stream`]; 0 in single-tenant queries).
+pub type SaltedPart = (ScanPart, u64);
+
 /// Streams seen by a scan, by fingerprint: the labels rows refer to.
 pub type StreamLabels = Arc<Mutex<HashMap<u64, Labels>>>;
 
@@ -33,6 +37,9 @@ pub struct LogTable {
     needles: Vec<Vec<String>>,
     /// JSON field columns to read (see [`LogTable::with_fields`]).
     fields: Option<FieldRequest>,
+    /// Parts resolved before planning, read instead of resolving (see
+    /// [`LogTable::with_parts`]); taken by the one scan.
+    parts: Option<Mutex<Option<Vec<SaltedPart>>>>,
 }
 
 impl std::fmt::Debug for LogTable {
@@ -84,7 +91,7 @@ impl LogTable {
     /// A table over the streams of `tenants` that `matchers` select. Several tenants are
     /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
     pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), fields: None }
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), fields: None, parts: None }
     }
 
     /// Literals every line read must contain (see [`ScanRequest::needles`]).
@@ -98,6 +105,16 @@ impl LogTable {
     /// row marked exact may be left empty.
     pub fn with_fields(mut self, names: Vec<String>) -> Self {
         self.fields = Some(FieldRequest { names: Arc::new(names), may_skip_lines: true });
+        self
+    }
+
+    /// A table that reads `parts`, from [`Self::resolve`] of a table like this one (and
+    /// without field columns), instead of resolving its own; `streams` has their labels.
+    /// The plan's time filters must not be narrower than the range they were resolved
+    /// for. It can be scanned once.
+    pub fn with_parts(mut self, parts: Vec<SaltedPart>, streams: StreamLabels) -> Self {
+        self.parts = Some(Mutex::new(Some(parts)));
+        self.streams = streams;
         self
     }
 
@@ -168,39 +185,20 @@ impl TableProvider for LogTable {
                 end = end.min(e);
             }
         }
-        let multi = self.tenants.len() > 1;
-        let (tenants, matchers) = split_tenant_matchers(&self.tenants, &self.matchers);
-        // The storage hands out its columns, then every field column: `reorder` picks
-        // the ones asked for, in their order.
-        let base = log_schema().fields().len();
-        let (storage_projection, reorder) = match (&self.fields, projection) {
-            (Some(f), Some(p)) => {
-                let stored: Vec<usize> = p.iter().copied().filter(|&c| c < base).collect();
-                let at = |c: usize| if c < base { stored.iter().position(|&s| s == c).expect("kept above") } else { stored.len() + c - base };
-                let reorder: Vec<usize> = p.iter().map(|&c| at(c)).collect();
-                let identity = reorder.len() == stored.len() + 1 + f.names.len() && reorder.iter().enumerate().all(|(i, &r)| i == r);
-                (Some(stored), (!identity).then_some(reorder))
-            }
-            (Some(_), None) => (None, None),
-            (None, p) => (p.cloned(), None),
-        };
-        let req = ScanRequest { matchers, start, end, projection: storage_projection, needles: self.needles.clone(), fields: self.fields.clone() };
-        let mut all_parts: Vec<(ScanPart, u64)> = Vec::new();
-        for tenant in &tenants {
-            let scan = self.store.scan(tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let mut streams = self.streams.lock().unwrap();
-            if multi {
-                streams.extend(scan.streams.iter().map(|(fp, l)| tenant_stream(tenant, *fp, l)));
-                let salt = tenant_salt(tenant);
-                all_parts.extend(scan.parts.into_iter().map(|p| (p, salt)));
-            } else {
-                streams.extend(scan.streams);
-                all_parts.extend(scan.parts.into_iter().map(|p| (p, 0)));
-            }
-        }
         let schema = match projection {
             Some(p) => Arc::new(self.schema().project(p)?),
             None => self.schema(),
+        };
+        // Parts resolved before planning are read as they are: their rows lie in the
+        // range the plan filters on (see `with_parts`).
+        let (all_parts, reorder) = match &self.parts {
+            Some(_) if self.fields.is_some() => return Err(DataFusionError::Internal("prepared parts are read without field columns".into())),
+            Some(prepared) => {
+                let parts = prepared.lock().unwrap().take().ok_or_else(|| DataFusionError::Internal("a table of prepared parts scanned twice".into()))?;
+                // Resolved with every column: the projection picks from all of them.
+                (parts, projection.cloned())
+            }
+            None => self.resolve_projected(projection, start, end)?,
         };
         if all_parts.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
@@ -217,10 +215,58 @@ impl TableProvider for LogTable {
     }
 }
 
+impl LogTable {
+    /// The storage parts a scan of `[start, end)` reads, each with its tenant's salt,
+    /// resolved now; the labels of their streams are added to [`Self::streams`]. For
+    /// reading in pieces (see [`ScanPart::pieces`]) and handing them to tables made with
+    /// [`Self::with_parts`].
+    pub fn resolve(&self, start: i64, end: i64) -> DfResult<Vec<SaltedPart>> {
+        Ok(self.resolve_projected(None, start, end)?.0)
+    }
+
+    /// The storage's projection for a table projection, and how to reorder the storage
+    /// batches' columns (the storage hands out its columns, then every field column).
+    fn reorder(&self, projection: Option<&Vec<usize>>) -> (Option<Vec<usize>>, Option<Vec<usize>>) {
+        let base = log_schema().fields().len();
+        match (&self.fields, projection) {
+            (Some(f), Some(p)) => {
+                let stored: Vec<usize> = p.iter().copied().filter(|&c| c < base).collect();
+                let at = |c: usize| if c < base { stored.iter().position(|&s| s == c).expect("kept above") } else { stored.len() + c - base };
+                let reorder: Vec<usize> = p.iter().map(|&c| at(c)).collect();
+                let identity = reorder.len() == stored.len() + 1 + f.names.len() && reorder.iter().enumerate().all(|(i, &r)| i == r);
+                (Some(stored), (!identity).then_some(reorder))
+            }
+            (Some(_), None) => (None, None),
+            (None, p) => (p.cloned(), None),
+        }
+    }
+
+    fn resolve_projected(&self, projection: Option<&Vec<usize>>, start: i64, end: i64) -> DfResult<(Vec<SaltedPart>, Option<Vec<usize>>)> {
+        let multi = self.tenants.len() > 1;
+        let (tenants, matchers) = split_tenant_matchers(&self.tenants, &self.matchers);
+        let (storage_projection, reorder) = self.reorder(projection);
+        let req = ScanRequest { matchers, start, end, projection: storage_projection, needles: self.needles.clone(), fields: self.fields.clone() };
+        let mut all_parts: Vec<SaltedPart> = Vec::new();
+        for tenant in &tenants {
+            let scan = self.store.scan(tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let mut streams = self.streams.lock().unwrap();
+            if multi {
+                streams.extend(scan.streams.iter().map(|(fp, l)| tenant_stream(tenant, *fp, l)));
+                let salt = tenant_salt(tenant);
+                all_parts.extend(scan.parts.into_iter().map(|p| (p, salt)));
+            } else {
+                streams.extend(scan.streams);
+                all_parts.extend(scan.parts.into_iter().map(|p| (p, 0)));
+            }
+        }
+        Ok((all_parts, reorder))
+    }
+}
+
 /// Deals the parts out to at most `n` partitions of about equal rows: parts bigger than
 /// a fair share are split first, then each part, biggest first, goes to the partition
 /// with the fewest rows so far.
-fn balance(parts: Vec<(ScanPart, u64)>, n: usize) -> Vec<Vec<(ScanPart, u64)>> {
+fn balance(parts: Vec<SaltedPart>, n: usize) -> Vec<Vec<SaltedPart>> {
     let total: u64 = parts.iter().map(|(p, _)| p.estimated_rows()).sum();
     let share = total.div_ceil(n as u64).max(1);
     let mut sized: Vec<(u64, ScanPart, u64)> = Vec::with_capacity(parts.len());
@@ -230,7 +276,7 @@ fn balance(parts: Vec<(ScanPart, u64)>, n: usize) -> Vec<Vec<(ScanPart, u64)>> {
         sized.extend(pieces.into_iter().map(|p| (p.estimated_rows(), p, salt)));
     }
     sized.sort_by_key(|(rows, _, _)| std::cmp::Reverse(*rows));
-    let mut groups: Vec<(u64, Vec<(ScanPart, u64)>)> = (0..n.min(sized.len())).map(|_| (0, Vec::new())).collect();
+    let mut groups: Vec<(u64, Vec<SaltedPart>)> = (0..n.min(sized.len())).map(|_| (0, Vec::new())).collect();
     for (rows, p, salt) in sized {
         let g = groups.iter_mut().min_by_key(|g| (g.0, g.1.len())).expect("at least one partition");
         g.0 += rows;
@@ -257,7 +303,7 @@ fn salted(b: arrow::record_batch::RecordBatch, salt: u64) -> DfResult<arrow::rec
 /// (0 in single-tenant queries).
 struct PartStream {
     schema: SchemaRef,
-    parts: Mutex<Option<Vec<(ScanPart, u64)>>>,
+    parts: Mutex<Option<Vec<SaltedPart>>>,
     /// The storage batches' columns to hand out, when not all in their order.
     reorder: Option<Vec<usize>>,
 }

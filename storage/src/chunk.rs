@@ -346,6 +346,12 @@ impl ChunkWriter {
                 j += 1;
             }
             let (lo, hi) = (ts.value(i), ts.value(j - 1));
+            // Readers rely on it: a stream's rows bound each other's times (see
+            // `ScanPart::pieces`).
+            let continues = self.index.streams.last().filter(|s| s.fp == fp).map(|s| s.max_ts);
+            if continues.is_some_and(|m| m > lo) || ts.values()[i..j].windows(2).any(|w| w[0] > w[1]) {
+                return Err(StoreError::InvalidInput("chunk rows must arrive sorted by stream, then time".into()));
+            }
             match self.index.streams.last_mut() {
                 Some(s) if s.fp == fp => {
                     s.rows += (j - i) as u64;
@@ -741,3 +747,40 @@ impl Iterator for ChunkScan {
 
 /// Shared handle to a live chunk.
 pub type ChunkRef = Arc<Chunk>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BinaryArray, Int64Array, UInt64Array};
+
+    fn batch(rows: &[(u64, i64)]) -> RecordBatch {
+        let n = rows.len();
+        RecordBatch::try_new(
+            log_schema(),
+            vec![
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| format!("line {}", r.1)))),
+                Arc::new(BinaryArray::from(vec![None::<&[u8]>; n])),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Scans rely on a stream's rows being in time order in the file: the writer refuses
+    /// rows that are not, within a batch and across batches.
+    #[test]
+    fn rows_must_arrive_sorted_by_stream_then_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = |fp: u64| Some(Labels::from_pairs([("s", fp.to_string())]).unwrap());
+        let writer = || ChunkWriter::create(dir.path(), "c".into(), "2026-01-01".into(), 1).unwrap();
+        let mut w = writer();
+        w.write(&batch(&[(1, 10), (1, 10), (1, 11), (2, 5)]), labels).unwrap();
+        w.write(&batch(&[(2, 5), (2, 9), (3, 1)]), labels).unwrap();
+        assert!(w.write(&batch(&[(3, 0)]), labels).is_err(), "older than the stream's last row");
+        let mut w = writer();
+        assert!(w.write(&batch(&[(1, 10), (1, 9)]), labels).is_err(), "out of order within a batch");
+        let mut w = writer();
+        assert!(w.write(&batch(&[(2, 1), (1, 2)]), labels).is_err(), "streams out of order");
+    }
+}

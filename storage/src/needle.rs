@@ -297,6 +297,11 @@ impl NeedleIndex {
         self.blocks.iter().map(|b| b.words.len() * 8).sum()
     }
 
+    /// The earliest and latest timestamps of block `b`'s rows.
+    pub fn block_time(&self, b: usize) -> Option<(i64, i64)> {
+        self.blocks.get(b).map(|b| (b.min_ts, b.max_ts))
+    }
+
     /// Which blocks may hold a row in `[start, end)` whose line satisfies every clause, a
     /// clause being alternatives (`|= "a" or "b"`) given as their [`literal_keys`].
     pub fn candidate_blocks(&self, clauses: &[Vec<Vec<u64>>], start: i64, end: i64) -> Vec<bool> {

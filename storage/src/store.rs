@@ -128,10 +128,13 @@ pub struct Scan {
     pub parts: Vec<ScanPart>,
 }
 
+#[derive(Clone)]
 pub struct ScanPart {
     source: PartSource,
     start: i64,
     end: i64,
+    /// The earliest and latest timestamps the part may hold (within `[start, end)`).
+    bounds: (i64, i64),
     projection: Option<Vec<usize>>,
     fields: Option<FieldRequest>,
     batch_rows: usize,
@@ -139,6 +142,7 @@ pub struct ScanPart {
     filter: Option<Arc<RowFilter>>,
 }
 
+#[derive(Clone)]
 enum PartSource {
     /// Rows copied from the live head, holding the columns named (all when `None`).
     Batches(Vec<RecordBatch>, Option<Vec<usize>>),
@@ -202,12 +206,117 @@ impl ScanPart {
                 source: PartSource::Chunk(c.clone(), ordinals.clone(), blocks.clone(), Some((w[0], w[1]))),
                 start: self.start,
                 end: self.end,
+                bounds: self.bounds,
                 projection: self.projection.clone(),
                 fields: self.fields.clone(),
                 batch_rows: self.batch_rows,
                 filter: self.filter.clone(),
             })
             .collect()
+    }
+
+    /// The earliest and latest timestamps the part may hold, within the scan's range. A
+    /// bound, not a measure: rows cut by the needle index or by deletes may be gone.
+    pub fn time_bounds(&self) -> (i64, i64) {
+        self.bounds
+    }
+
+    /// The part cut into pieces that can be read in time order: a chunk part into one
+    /// piece per stream and needle-index block (pages of [`crate::needle::BLOCK_ROWS`]
+    /// rows) it reads, each with time bounds; other parts, and chunks without a needle
+    /// index, come back whole. Reading every piece reads the part.
+    ///
+    /// A block's bounds hold for a stream's rows in it when the block lies within the
+    /// stream. Where a block holds the end of one stream and the start of the next, a
+    /// stream's rows there are bounded by the blocks of that stream around it (its rows
+    /// are in time order), so no piece spans a whole day just for sharing a block.
+    pub fn pieces(self) -> Vec<ScanPart> {
+        let PartSource::Chunk(c, ordinals, blocks, window) = &self.source else { return vec![self] };
+        let Some(ni) = c.needle_index() else { return vec![self] };
+        let bs = crate::needle::BLOCK_ROWS as u64;
+        let file_rows = c.meta.rows;
+        let mut out = Vec::new();
+        for &o in ordinals.iter() {
+            let st = &c.index.streams[o];
+            let (first, end) = (st.row_start, st.row_start + st.rows);
+            let (a, b) = match window {
+                Some((lo, hi)) => (first.max(*lo), end.min(*hi)),
+                None => (first, end),
+            };
+            if a >= b {
+                continue;
+            }
+            // Each piece reads this one stream: its rows are quick to count, and pieces
+            // of the stream that follow each other can be joined again.
+            let only = Arc::new(vec![o]);
+            // Block `k` holds rows of this stream only.
+            let inside = |k: u64| k * bs >= first && ((k + 1) * bs).min(file_rows) <= end;
+            for blk in a / bs..b.div_ceil(bs) {
+                if !blocks.as_ref().is_none_or(|m| m.get(blk as usize).copied().unwrap_or(true)) {
+                    continue;
+                }
+                let time = |k: u64| ni.block_time(k as usize);
+                let (lo, hi) = if inside(blk) {
+                    time(blk).unwrap_or((st.min_ts, st.max_ts))
+                } else {
+                    let lo = blk.checked_sub(1).filter(|&k| inside(k)).and_then(time).map_or(st.min_ts, |t| t.1);
+                    let hi = Some(blk + 1).filter(|&k| inside(k)).and_then(time).map_or(st.max_ts, |t| t.0);
+                    (lo, hi)
+                };
+                let mut piece = self.clone();
+                piece.source = PartSource::Chunk(c.clone(), only.clone(), blocks.clone(), Some((a.max(blk * bs), b.min((blk + 1) * bs))));
+                piece.bounds = (lo.max(st.min_ts).max(self.bounds.0), hi.min(st.max_ts).min(self.bounds.1));
+                out.push(piece);
+            }
+        }
+        if out.len() < 2 {
+            return vec![self];
+        }
+        out
+    }
+
+    /// The fingerprint of the one stream the part reads, when it is a piece of a chunk
+    /// part (see [`Self::pieces`]).
+    pub fn single_stream(&self) -> Option<u64> {
+        match &self.source {
+            PartSource::Chunk(c, ordinals, ..) if ordinals.len() == 1 => c.index.streams.get(ordinals[0]).map(|s| s.fp),
+            _ => None,
+        }
+    }
+
+    /// Pieces of one chunk part (see [`Self::pieces`]) that follow each other in the file
+    /// joined back into one part, so a group of them is read by one reader; the order of
+    /// the rest is kept.
+    pub fn join_pieces(parts: Vec<ScanPart>) -> Vec<ScanPart> {
+        let mut out: Vec<ScanPart> = Vec::with_capacity(parts.len());
+        let mut sorted: Vec<(usize, ScanPart)> = parts.into_iter().enumerate().collect();
+        // Pieces of the same part next to each other, in file order.
+        let key = |p: &ScanPart| match &p.source {
+            PartSource::Chunk(c, o, _, w) => (Arc::as_ptr(c) as usize, Arc::as_ptr(o) as usize, w.map_or(0, |w| w.0)),
+            _ => (0, 0, 0),
+        };
+        sorted.sort_by_key(|(i, p)| match p.source {
+            PartSource::Chunk(..) => (key(p), 0),
+            _ => ((0, 0, 0), *i),
+        });
+        for (_, p) in sorted {
+            if let Some(last) = out.last_mut() {
+                if let (PartSource::Chunk(c1, o1, b1, Some(w1)), PartSource::Chunk(c2, o2, b2, Some(w2))) = (&mut last.source, &p.source) {
+                    let same_blocks = match (b1.as_ref(), b2) {
+                        (None, None) => true,
+                        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                        _ => false,
+                    };
+                    if Arc::ptr_eq(c1, c2) && Arc::ptr_eq(o1, o2) && same_blocks && w1.1 == w2.0 {
+                        w1.1 = w2.1;
+                        last.bounds = (last.bounds.0.min(p.bounds.0), last.bounds.1.max(p.bounds.1));
+                        continue;
+                    }
+                }
+            }
+            out.push(p);
+        }
+        out
     }
 
     /// Reads the part. Blocking (file I/O): call from a blocking-friendly thread.
@@ -641,19 +750,30 @@ impl Store {
         }
         let batch_rows = self.inner.cfg.batch_rows;
         // The row filter is only known once the streams are; parts get it at the end.
-        let part = |source| ScanPart { source, start, end: req.end, projection: req.projection.clone(), fields: req.fields.clone(), batch_rows, filter: None };
+        let part = |source, (lo, hi): (i64, i64)| ScanPart {
+            source,
+            start,
+            end: req.end,
+            bounds: (lo.max(start), hi.min(req.end - 1)),
+            projection: req.projection.clone(),
+            fields: req.fields.clone(),
+            batch_rows,
+            filter: None,
+        };
         let s = t.state.read().unwrap();
         let mut heads: Vec<&Head> = vec![&s.head];
         heads.extend(s.frozen.iter().map(|h| h.as_ref()));
         for (i, h) in heads.iter().enumerate() {
             let ids = h.index.resolve(&req.matchers);
             let mut hit = RoaringBitmap::new();
+            let mut bounds = (i64::MAX, i64::MIN);
             for st in h.streams_overlapping(&ids, start, req.end) {
                 if !live.stream_visible(st.fp, &st.labels, st.max_ts) {
                     continue;
                 }
                 scan.streams.entry(st.fp).or_insert_with(|| st.labels.clone());
                 hit.insert(h.stream_id(st.fp).expect("stream is in its head"));
+                bounds = (bounds.0.min(st.min_ts), bounds.1.max(st.max_ts));
             }
             if hit.is_empty() {
                 continue;
@@ -662,9 +782,9 @@ impl Store {
                 // The live head changes under pushes: copy its rows now, under the lock.
                 // Keep every column when rows may be cut: the cut needs stream, ts, line.
                 let held = if live.may_filter() { None } else { req.projection.clone() };
-                scan.parts.push(part(PartSource::Batches(h.scan(&hit, start, req.end, held.as_deref(), batch_rows), held)));
+                scan.parts.push(part(PartSource::Batches(h.scan(&hit, start, req.end, held.as_deref(), batch_rows), held), bounds));
             } else {
-                scan.parts.push(part(PartSource::Frozen(s.frozen[i - 1].clone(), hit)));
+                scan.parts.push(part(PartSource::Frozen(s.frozen[i - 1].clone(), hit), bounds));
             }
         }
         let needle_keys = needle_clauses(&req.needles);
@@ -691,11 +811,13 @@ impl Store {
             if ordinals.is_empty() {
                 continue;
             }
+            let mut bounds = (i64::MAX, i64::MIN);
             for &o in &ordinals {
                 let st = &c.index.streams[o];
                 scan.streams.entry(st.fp).or_insert_with(|| st.labels.clone());
+                bounds = (bounds.0.min(st.min_ts), bounds.1.max(st.max_ts));
             }
-            scan.parts.push(part(PartSource::Chunk(c.clone(), Arc::new(ordinals), blocks.map(Arc::new), None)));
+            scan.parts.push(part(PartSource::Chunk(c.clone(), Arc::new(ordinals), blocks.map(Arc::new), None), bounds));
         }
         drop(s);
         let filter = live.into_filter(&scan.streams, req.end);
