@@ -219,7 +219,7 @@ impl Engine {
         let streams = resolver.streams();
         let mut rows: Vec<Row> = Vec::new();
         let mut pieces = pieces.into_iter().peekable();
-        let (mut read, mut want) = (0u64, q.limit as u64);
+        let (mut read, mut want, mut groups) = (0u64, q.limit as u64, 0usize);
         while pieces.peek().is_some() {
             let mut group: Vec<SaltedPart> = Vec::new();
             let mut group_rows = 0u64;
@@ -236,19 +236,21 @@ impl Engine {
                 // overlap it in time, up to the first stream met twice: the other
                 // streams' newest blocks, which a query for the last few entries reads
                 // anyway, in one plan.
-                let overlap = |p: &ScanPart, (lo, hi): (i64, i64)| if backward { p.time_bounds().1 >= lo } else { p.time_bounds().0 <= hi };
-                let mut first: Option<(i64, i64)> = None;
+                // `edge`: the far end of the first piece in the query's direction.
+                let mut edge: Option<i64> = None;
                 let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
-                let first_group = read == 0;
+                let first_group = groups == 0;
                 while let Some((p, salt)) = pieces.next_if(|(p, salt)| {
-                    first.is_none_or(|f| if first_group { overlap(p, f) && p.single_stream().is_none_or(|fp| !seen.contains(&(fp ^ salt))) } else { group_rows < want })
+                    edge.is_none_or(|e| if first_group { may_precede(p, e) && p.single_stream().is_none_or(|fp| !seen.contains(&(fp ^ salt))) } else { group_rows < want })
                 }) {
                     group_rows += p.estimated_rows();
-                    first.get_or_insert(p.time_bounds());
+                    let (lo, hi) = p.time_bounds();
+                    edge.get_or_insert(if backward { lo } else { hi });
                     seen.extend(p.single_stream().map(|fp| fp ^ salt));
                     group.push((p, salt));
                 }
             }
+            groups += 1;
             read += group_rows;
             let table = self.log_table(tenants, &q.expr).with_parts(join_pieces(group), streams.clone());
             rows.extend(self.log_rows(table, q).await?);

@@ -235,6 +235,7 @@ impl ScanPart {
         let Some(ni) = c.needle_index() else { return vec![self] };
         let bs = crate::needle::BLOCK_ROWS as u64;
         let file_rows = c.meta.rows;
+        let time = |k: u64| ni.block_time(k as usize);
         let mut out = Vec::new();
         for &o in ordinals.iter() {
             let st = &c.index.streams[o];
@@ -255,7 +256,6 @@ impl ScanPart {
                 if !blocks.as_ref().is_none_or(|m| m.get(blk as usize).copied().unwrap_or(true)) {
                     continue;
                 }
-                let time = |k: u64| ni.block_time(k as usize);
                 let (lo, hi) = if inside(blk) {
                     time(blk).unwrap_or((st.min_ts, st.max_ts))
                 } else {
@@ -295,18 +295,11 @@ impl ScanPart {
             PartSource::Chunk(c, o, _, w) => (Arc::as_ptr(c) as usize, Arc::as_ptr(o) as usize, w.map_or(0, |w| w.0)),
             _ => (0, 0, 0),
         };
-        sorted.sort_by_key(|(i, p)| match p.source {
-            PartSource::Chunk(..) => (key(p), 0),
-            _ => ((0, 0, 0), *i),
-        });
+        sorted.sort_by_key(|(i, p)| (key(p), *i));
         for (_, p) in sorted {
             if let Some(last) = out.last_mut() {
                 if let (PartSource::Chunk(c1, o1, b1, Some(w1)), PartSource::Chunk(c2, o2, b2, Some(w2))) = (&mut last.source, &p.source) {
-                    let same_blocks = match (b1.as_ref(), b2) {
-                        (None, None) => true,
-                        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
-                        _ => false,
-                    };
+                    let same_blocks = b1.as_ref().map(Arc::as_ptr) == b2.as_ref().map(Arc::as_ptr);
                     if Arc::ptr_eq(c1, c2) && Arc::ptr_eq(o1, o2) && same_blocks && w1.1 == w2.0 {
                         w1.1 = w2.1;
                         last.bounds = (last.bounds.0.min(p.bounds.0), last.bounds.1.max(p.bounds.1));
