@@ -258,6 +258,7 @@ impl Engine {
             rows.truncate(q.limit);
             want = next_group_rows(read, rows.len(), q.limit);
         }
+        tracing::debug!(groups, rows_read = read, kept = rows.len(), "log query read in pieces");
         Ok(group_by_stream(rows))
     }
 

@@ -372,8 +372,19 @@ impl ChunkWriter {
             self.meta.max_ts = self.meta.max_ts.max(hi);
             i = j;
         }
+        // Pages must hold exactly one needle block each (a skipped block is a skipped
+        // page). The Parquet writer closes a page only at the end of a write call's
+        // mini-batches, once it holds the row limit: so no call may cross a block edge,
+        // or the page runs on past it. Compaction and flushes hand over batches of any
+        // size, and cut at stream edges.
+        let block = crate::needle::BLOCK_ROWS;
+        let mut at = 0;
+        while at < n {
+            let len = (block - (self.meta.rows as usize + at) % block).min(n - at);
+            self.writer.write(&batch.slice(at, len))?;
+            at += len;
+        }
         self.meta.rows += n as u64;
-        self.writer.write(batch)?;
         Ok(())
     }
 
@@ -782,5 +793,39 @@ mod tests {
         assert!(w.write(&batch(&[(1, 10), (1, 9)]), labels).is_err(), "out of order within a batch");
         let mut w = writer();
         assert!(w.write(&batch(&[(2, 1), (1, 2)]), labels).is_err(), "streams out of order");
+    }
+
+    /// Every page of every column starts on a needle block edge, whatever the sizes of
+    /// the batches written (compaction's are cut at stream edges), so a block the index
+    /// rules out is a page no column decodes.
+    #[test]
+    fn pages_hold_one_needle_block_whatever_the_batch_sizes() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::file::serialized_reader::ReadOptionsBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let labels = |fp: u64| Some(Labels::from_pairs([("s", fp.to_string())]).unwrap());
+        let mut w = ChunkWriter::create(dir.path(), "c".into(), "2026-01-01".into(), 1).unwrap();
+        let block = crate::needle::BLOCK_ROWS;
+        let (mut written, mut t) = (0usize, 0i64);
+        for (k, size) in [1000usize, 3000, 5000, 1, 4095, 4097, 12_289, 700].into_iter().cycle().take(40).enumerate() {
+            let rows: Vec<(u64, i64)> = (0..size).map(|_| { t += 1; (k as u64 / 3, t) }).collect();
+            w.write(&batch(&rows), labels).unwrap();
+            written += size;
+        }
+        let chunk = w.finish().unwrap().unwrap();
+        let file = File::open(&chunk.path).unwrap();
+        let reader = SerializedFileReader::new_with_options(file, ReadOptionsBuilder::new().with_page_index().build()).unwrap();
+        let md = reader.metadata();
+        let mut first_row = 0i64;
+        for (rg, columns) in md.row_groups().iter().zip(md.offset_index().expect("an offset index")) {
+            assert_eq!(first_row % block as i64, 0, "row groups start on block edges");
+            for (c, pages) in columns.iter().enumerate() {
+                let starts: Vec<i64> = pages.page_locations().iter().map(|p| p.first_row_index).collect();
+                let want: Vec<i64> = (0..rg.num_rows()).step_by(block).collect();
+                assert_eq!(starts, want, "column {c}: one page per block");
+            }
+            first_row += rg.num_rows();
+        }
+        assert_eq!(first_row as usize, written);
     }
 }
