@@ -387,9 +387,12 @@ impl Store {
         }
         let mut tenants = load_tenants(&dir, true, cfg.delete_compiler.as_ref())?;
         let wal_dir = dir.join("wal");
-        let last = replay_wal(&wal_dir, &mut tenants, true)?;
+        let replayed = replay_wal(&wal_dir, &mut tenants, true)?;
         let metrics = Arc::new(StoreMetrics::default());
-        let wal = Wal::open(&wal_dir, last + 1, WalOptions { sync: cfg.wal_sync, segment_bytes: cfg.wal_segment_bytes, metrics: metrics.clone() })?;
+        let wal = Wal::open(&wal_dir, replayed.last + 1, WalOptions { sync: cfg.wal_sync, segment_bytes: cfg.wal_segment_bytes, metrics: metrics.clone() })?;
+        // Segments with nothing left to replay would otherwise stay until the next flush,
+        // and one more (empty) is left by every restart that pushes nothing.
+        wal.remove(&replayed.spent)?;
         Ok(Store::from_parts(cfg, Some(wal), Some(lock), tenants, metrics))
     }
 
@@ -1124,15 +1127,24 @@ fn remove_orphans(tdir: &Path, live: &BTreeSet<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// What [`replay_wal`] found.
+struct Replayed {
+    /// The newest segment id seen (0: none).
+    last: u64,
+    /// Segments none of whose records went into a head: empty, or all in chunks already.
+    spent: Vec<u64>,
+}
+
 /// Replays WAL segments into the tenants' heads (records at or before a tenant's checkpoint
 /// are in its chunks already and are skipped); tenants known only from the WAL are added.
-/// Returns the newest segment id seen.
-fn replay_wal(wal_dir: &Path, tenants: &mut BTreeMap<TenantId, Arc<Tenant>>, repair: bool) -> Result<u64> {
+fn replay_wal(wal_dir: &Path, tenants: &mut BTreeMap<TenantId, Arc<Tenant>>, repair: bool) -> Result<Replayed> {
     let ids = wal::list_segments(wal_dir)?;
     let data_dir = wal_dir.parent().unwrap_or(wal_dir).to_path_buf();
     let mut records = 0usize;
+    let mut spent = Vec::new();
     for &id in &ids {
         let path = wal::segment_path(wal_dir, id);
+        let before = records;
         let end = wal::read_segment(&path, |rec| {
             let (tenant, req) = decode_push(rec).ok_or_else(|| StoreError::Corrupt {
                 path: path.clone(),
@@ -1154,9 +1166,12 @@ fn replay_wal(wal_dir: &Path, tenants: &mut BTreeMap<TenantId, Arc<Tenant>>, rep
                 wal::truncate_segment(&path, offset)?;
             }
         }
+        if records == before {
+            spent.push(id);
+        }
     }
     if records > 0 {
         tracing::info!(records, segments = ids.len(), "replayed the write-ahead log");
     }
-    Ok(ids.last().copied().unwrap_or(0))
+    Ok(Replayed { last: ids.last().copied().unwrap_or(0), spent })
 }

@@ -199,6 +199,18 @@ impl Wal {
         sync_dir(&self.dir)
     }
 
+    /// Deletes the sealed segments `ids` (replay found nothing in them to keep).
+    pub(crate) fn remove(&self, ids: &[u64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for &id in ids {
+            let p = segment_path(&self.dir, id);
+            fs::remove_file(&p).map_err(io_err(p.display()))?;
+        }
+        sync_dir(&self.dir)
+    }
+
     fn send(&self, op: Op) -> Result<()> {
         self.tx.as_ref().ok_or(StoreError::Closed)?.send(op).map_err(|_| StoreError::Closed)
     }

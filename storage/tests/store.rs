@@ -367,3 +367,30 @@ async fn concurrent_pushes_with_background_flushes_keep_every_entry_once() {
     let store = Store::open(StoreConfig { flush_max_bytes: 64 << 10, ..StoreConfig::new(dir.path()) }).unwrap();
     check(read_all(&store, &t, sel, i64::MIN, i64::MAX));
 }
+
+/// Restarts leave only the WAL segments that still hold unflushed entries, and the new one.
+#[tokio::test]
+async fn restarts_leave_no_spent_wal_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig::new(dir.path());
+    let segments = || silt_storage::wal::list_segments(&dir.path().join("wal")).unwrap();
+    for _ in 0..3 {
+        drop(Store::open(cfg.clone()).unwrap());
+    }
+    assert_eq!(segments().len(), 1, "{:?}", segments());
+
+    let store = Store::open(cfg.clone()).unwrap();
+    let t = tenant("acme");
+    store.push(&t, req(&[("service", "api")], &[(T0, "kept in the wal")]), &IngestLimits::unlimited()).await.unwrap();
+    let with_data = *segments().last().unwrap();
+    drop(store);
+    let store = Store::open(cfg.clone()).unwrap();
+    assert!(segments().contains(&with_data), "a segment with unflushed entries stays: {:?}", segments());
+    let sel = vec![m("service", MatchOp::Eq, "api")];
+    assert_eq!(read_all(&store, &t, sel.clone(), i64::MIN, i64::MAX).values().map(Vec::len).sum::<usize>(), 1);
+    store.flush().await.unwrap();
+    drop(store);
+    let store = Store::open(cfg.clone()).unwrap();
+    assert_eq!(segments().len(), 1, "{:?}", segments());
+    assert_eq!(read_all(&store, &t, sel, i64::MIN, i64::MAX).values().map(Vec::len).sum::<usize>(), 1);
+}
