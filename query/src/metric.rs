@@ -551,9 +551,12 @@ impl<'a> RangeAccumulator<'a> {
         !self.covering(ts).is_empty()
     }
 
-    /// The steps whose windows hold a sample at `ts`.
-    pub fn windows_of(&self, ts: i64) -> std::ops::Range<usize> {
-        self.covering(ts)
+    /// The steps whose windows hold a sample at `ts`, and the last timestamp from `ts`
+    /// on whose samples fall in the same windows.
+    pub fn windows_until(&self, ts: i64) -> (std::ops::Range<usize>, i64) {
+        let c = self.covering(ts);
+        // `covering` left its answer, valid from `ts` to `until`, in the memo.
+        (c, self.covering_memo.get().1)
     }
 
     /// Whether the windows keep only a count and a sum, so that samples may be added in
@@ -563,7 +566,7 @@ impl<'a> RangeAccumulator<'a> {
     }
 
     /// Adds `n` samples summing to `sum` to series `i`, all in the windows of `steps`
-    /// (from [`Self::windows_of`]). Only when [`Self::sums_only`]. The sum of plain
+    /// (from [`Self::windows_until`]). Only when [`Self::sums_only`]. The sum of plain
     /// values (counts, line lengths) is exact, so this equals `n` calls of
     /// [`Self::add_at`].
     pub fn add_sums_to(&mut self, i: usize, steps: std::ops::Range<usize>, n: u64, sum: f64) -> Result<(), QueryError> {

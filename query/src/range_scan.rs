@@ -256,17 +256,24 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
         let ts = b.column(1).as_primitive::<Int64Type>();
         let meta = metadata.then(|| b.column(2).as_binary::<i32>());
         let lines = (b.num_columns() > 2 + metadata as usize).then(|| b.column(2 + metadata as usize).as_string::<i32>());
-        for i in 0..b.num_rows() {
+        let (fv, tv, n) = (fps.values(), ts.values(), b.num_rows());
+        let meta_at = |j: usize| -> &[u8] {
+            match meta {
+                Some(meta) if meta.is_valid(j) => meta.value(j),
+                _ => &[],
+            }
+        };
+        let mut i = 0;
+        while i < n {
             // As the general path: a sample outside every window creates no series.
-            let steps = acc.windows_of(ts.value(i));
+            let t = tv[i];
+            let (steps, until) = acc.windows_until(t);
             if steps.is_empty() {
+                i += 1;
                 continue;
             }
-            let fp = fps.value(i);
-            let m: &[u8] = match meta {
-                Some(meta) if meta.is_valid(i) => meta.value(i),
-                _ => &[],
-            };
+            let fp = fv[i];
+            let m = meta_at(i);
             // Rows come in runs of one stream, often with the same metadata.
             let series = match last_fp {
                 Some(lfp) if lfp == fp && last_m.as_slice() == m => last_s,
@@ -293,20 +300,32 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
                     s
                 }
             };
-            let len = lines.map_or(0, |l| l.value(i).len());
-            let value = acc.plain_value(len);
             if !bulk {
-                acc.add_at(series, ts.value(i), value)?;
+                acc.add_at(series, t, acc.plain_value(lines.map_or(0, |l| l.value(i).len())))?;
+                i += 1;
                 continue;
             }
+            // The rows after this one of the same series that fall in the same windows
+            // (a stream's rows arrive in time order, hundreds to a window): counted in
+            // one step, their line lengths summed from the offsets.
+            let mut j = i + 1;
+            while j < n && fv[j] == fp && tv[j] >= t && tv[j] <= until && (meta.is_none() || meta_at(j) == m) {
+                j += 1;
+            }
+            let count = (j - i) as u64;
+            let sum = match lines {
+                Some(l) if acc.needs_line_len() => (l.value_offsets()[j] - l.value_offsets()[i]) as f64,
+                _ => count as f64 * acc.plain_value(0),
+            };
+            i = j;
             match &mut run {
-                Some((s, st, n, sum)) if *s == series && *st == steps => {
-                    *n += 1;
-                    *sum += value;
+                Some((s, st, n, total)) if *s == series && *st == steps => {
+                    *n += count;
+                    *total += sum;
                 }
                 _ => {
-                    if let Some((s, st, n, sum)) = run.replace((series, steps, 1, value)) {
-                        acc.add_sums_to(s, st, n, sum)?;
+                    if let Some((s, st, n, total)) = run.replace((series, steps, count, sum)) {
+                        acc.add_sums_to(s, st, n, total)?;
                     }
                 }
             }

@@ -63,6 +63,11 @@ async fn projected_pipelines_answer_as_the_full_ones() {
         (r#"count_over_time({app="api"} {P} [5m])"#, false),
         (r#"sum(bytes_over_time({app="api"} {P} [5m]))"#, false),
         (r#"sum by (pod) (bytes_rate({app="api"} {P} [1m]))"#, false),
+        // Windows shorter than the step (rows between them count nowhere) and offset
+        // ones: the plain path counts runs of rows in the same windows at once.
+        (r#"sum by (pod) (count_over_time({app="api"} {P} [30s]))"#, false),
+        (r#"sum(bytes_over_time({app="api"} {P} [90s] offset 20s))"#, false),
+        (r#"sum by (trace) (bytes_over_time({app="api"} {P} [45s]))"#, false),
     ];
     for (q, fails) in cases {
         let projected = run(&e, &t, &q.replace("{P}", "")).await;
