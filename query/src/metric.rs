@@ -555,7 +555,8 @@ impl<'a> RangeAccumulator<'a> {
     /// on whose samples fall in the same windows.
     pub fn windows_until(&self, ts: i64) -> (std::ops::Range<usize>, i64) {
         let c = self.covering(ts);
-        // `covering` left its answer, valid from `ts` to `until`, in the memo.
+        // `covering` answers from the memo, or computes and memoizes its answer: either
+        // way the memo holds it, valid up to `until` from a time at or before `ts`.
         (c, self.covering_memo.get().1)
     }
 

@@ -306,8 +306,9 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
                 continue;
             }
             // The rows after this one of the same series that fall in the same windows
-            // (a stream's rows arrive in time order, hundreds to a window): counted in
-            // one step, their line lengths summed from the offsets.
+            // (a stream's rows mostly arrive in time order, hundreds to a window; one
+            // out of order ends the run): counted in one step, their line lengths summed
+            // from the offsets.
             let mut j = i + 1;
             while j < n && fv[j] == fp && tv[j] >= t && tv[j] <= until && (meta.is_none() || meta_at(j) == m) {
                 j += 1;

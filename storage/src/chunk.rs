@@ -57,6 +57,8 @@ pub(crate) const DATA_CRC_KEY: &str = "silt.data_crc32";
 /// Rows per Parquet row group: large enough for good compression and few footers, small
 /// enough that statistics and page indexes still prune.
 pub(crate) const ROW_GROUP_ROWS: usize = 128 * 1024;
+// Row groups start pages afresh: they must start on needle block edges too.
+const _: () = assert!(ROW_GROUP_ROWS % crate::needle::BLOCK_ROWS == 0);
 
 #[derive(Debug, Clone)]
 pub struct ChunkStream {

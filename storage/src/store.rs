@@ -389,10 +389,17 @@ impl Store {
         let wal_dir = dir.join("wal");
         let replayed = replay_wal(&wal_dir, &mut tenants, true)?;
         let metrics = Arc::new(StoreMetrics::default());
-        let wal = Wal::open(&wal_dir, replayed.last + 1, WalOptions { sync: cfg.wal_sync, segment_bytes: cfg.wal_segment_bytes, metrics: metrics.clone() })?;
+        // New records must land in segments past every checkpoint, or a replay would skip
+        // them as flushed: even if the WAL directory was emptied by hand.
+        let newest_checkpoint = tenants.values().map(|t| t.state.read().unwrap().checkpoint).max().unwrap_or(0);
+        let first = replayed.last.max(newest_checkpoint) + 1;
+        let wal = Wal::open(&wal_dir, first, WalOptions { sync: cfg.wal_sync, segment_bytes: cfg.wal_segment_bytes, metrics: metrics.clone() })?;
         // Segments with nothing left to replay would otherwise stay until the next flush,
-        // and one more (empty) is left by every restart that pushes nothing.
-        wal.remove(&replayed.spent)?;
+        // and one more (empty) is left by every restart that pushes nothing. Failing to
+        // delete one loses nothing: the next flush's truncation tries again.
+        if let Err(e) = wal.remove(&replayed.spent) {
+            tracing::warn!(error = %e, "could not delete spent WAL segments");
+        }
         Ok(Store::from_parts(cfg, Some(wal), Some(lock), tenants, metrics))
     }
 

@@ -394,3 +394,30 @@ async fn restarts_leave_no_spent_wal_segments() {
     assert_eq!(segments().len(), 1, "{:?}", segments());
     assert_eq!(read_all(&store, &t, sel, i64::MIN, i64::MAX).values().map(Vec::len).sum::<usize>(), 1);
 }
+
+/// With the WAL directory emptied by hand after a flush, new pushes still go to
+/// segments past the checkpoint, so a restart replays them instead of taking them for
+/// flushed.
+#[tokio::test]
+async fn pushes_after_the_wal_was_emptied_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig::new(dir.path());
+    let t = tenant("acme");
+    let store = Store::open(cfg.clone()).unwrap();
+    for k in 0..3 {
+        store.push(&t, req(&[("service", "api")], &[(T0 + k, "flushed")]), &IngestLimits::unlimited()).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    drop(store);
+    let wal = dir.path().join("wal");
+    for id in silt_storage::wal::list_segments(&wal).unwrap() {
+        std::fs::remove_file(silt_storage::wal::segment_path(&wal, id)).unwrap();
+    }
+    let store = Store::open(cfg.clone()).unwrap();
+    store.push(&t, req(&[("service", "api")], &[(T0 + 10, "only in the wal")]), &IngestLimits::unlimited()).await.unwrap();
+    drop(store);
+    let store = Store::open(cfg).unwrap();
+    let lines: Vec<String> = read_all(&store, &t, vec![m("service", MatchOp::Eq, "api")], i64::MIN, i64::MAX).into_values().flatten().map(|e| e.1).collect();
+    assert_eq!(lines.iter().filter(|l| *l == "only in the wal").count(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 4);
+}
