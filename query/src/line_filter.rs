@@ -9,6 +9,7 @@
 //! (`/api/v1/` in `/api/v1/.+ 50[0-9]`); the rarer text later in the pattern rules out
 //! most lines at a fraction of the cost.
 
+use arrow::array::{Array, BooleanArray, StringArray};
 use memchr::memmem::Finder;
 use regex::bytes::Regex;
 
@@ -101,6 +102,55 @@ impl LineFilterChain {
     #[inline]
     pub fn matches(&self, line: &[u8]) -> bool {
         self.filters.iter().all(|f| f.alternatives.iter().any(|n| n.is_match(line)) != f.negate)
+    }
+
+    /// [`Self::matches`] on every line of `lines` (false for a null). A chain with a
+    /// literal every kept line contains (`|= "x"`, or a regex's required literal) looks
+    /// for it once over the array's whole buffer, not line by line: one long search
+    /// instead of a short one per line, and only the lines it finds it in are checked
+    /// further.
+    pub fn matches_array(&self, lines: &StringArray) -> BooleanArray {
+        let n = lines.len();
+        let Some((k, finder)) = self.filters.iter().enumerate().find_map(|(k, f)| match f.alternatives.as_slice() {
+            [Needle::Substring(l)] | [Needle::Regex(_, Some(l))] if !f.negate => Some((k, l)),
+            _ => None,
+        }) else {
+            return (0..n).map(|i| Some(lines.is_valid(i) && self.matches(lines.value(i).as_bytes()))).collect();
+        };
+        let rest = |line: &[u8]| {
+            self.filters.iter().enumerate().all(|(j, f)| {
+                if j != k {
+                    return f.alternatives.iter().any(|a| a.is_match(line)) != f.negate;
+                }
+                match &f.alternatives[0] {
+                    Needle::Regex(r, _) => r.is_match(line),
+                    _ => true,
+                }
+            })
+        };
+        let mut keep = arrow::array::BooleanBufferBuilder::new(n);
+        keep.append_n(n, false);
+        let (offsets, data) = (lines.value_offsets(), lines.value_data());
+        let end = offsets[n] as usize;
+        let (mut pos, mut row) = (offsets[0] as usize, 0usize);
+        while let Some(hit) = finder.find(&data[pos..end]) {
+            let at = pos + hit;
+            // The row holding byte `at` (rows before it end at or before it).
+            row += offsets[row + 1..].partition_point(|&o| o as usize <= at);
+            let row_end = offsets[row + 1] as usize;
+            // A hit that runs into the next row is no match; no later hit in this row can
+            // end inside it either.
+            if at + finder.needle().len() <= row_end && lines.is_valid(row) && rest(lines.value(row).as_bytes()) {
+                keep.set_bit(row, true);
+            }
+            pos = row_end;
+            row += 1;
+            if row >= n {
+                break;
+            }
+        }
+        // Null lines were never kept: false, not null, as `matches` answers.
+        BooleanArray::new(keep.finish(), None)
     }
 }
 
@@ -229,6 +279,47 @@ mod tests {
         assert_eq!(contains(r"\bpanic\b: .*"), Some("panic".into()));
         assert_eq!(contains("ab.cd"), None, "too short");
         assert_eq!(contains(""), None);
+    }
+
+    /// Over whole arrays (sliced, with nulls, empty lines and literals that run across
+    /// line ends) the answer is the line-by-line one, for every kind of chain.
+    #[test]
+    fn whole_array_search_answers_as_line_by_line() {
+        use LineFilterOp::*;
+        let chains = [
+            chain(&[(Contains, &["abc"])]),
+            chain(&[(Contains, &["abc"]), (NotContains, &["x"])]),
+            chain(&[(NotContains, &["x"]), (Regex, &["abc(x|y)+"])]),
+            chain(&[(Regex, &[r"x\dabc"])]),
+            chain(&[(Contains, &["abc", "y"])]),
+            chain(&[(NotRegex, &["abc"])]),
+            chain(&[(Contains, &["a"]), (Contains, &["bca"])]),
+        ];
+        let words = ["a", "b", "c", "ab", "bc", "abc", "x", "y", "1", "\u{e9}", ""];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |m: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % m as u64) as usize
+        };
+        for round in 0..300 {
+            let rows = next(40);
+            let lines: Vec<Option<String>> = (0..rows)
+                .map(|_| (next(10) != 0).then(|| (0..next(6)).map(|_| words[next(words.len())]).collect()))
+                .collect();
+            let full = StringArray::from(lines);
+            let (a, len) = (next(rows + 1), next(rows + 1));
+            let sliced = full.slice(a, len.min(rows - a));
+            for (c, ch) in chains.iter().enumerate() {
+                let got = ch.matches_array(&sliced);
+                assert_eq!(got.null_count(), 0);
+                for i in 0..sliced.len() {
+                    let want = sliced.is_valid(i) && ch.matches(sliced.value(i).as_bytes());
+                    assert_eq!(got.value(i), want, "round {round}, chain {c}, line {:?}", sliced.is_valid(i).then(|| sliced.value(i)));
+                }
+            }
+        }
     }
 
     /// Prefiltered regexes keep exactly the lines the bare regex keeps.

@@ -4,7 +4,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use datafusion::common::exec_err;
 use datafusion::error::Result as DfResult;
@@ -61,10 +61,7 @@ impl ScalarUDFImpl for LineFilterUdf {
         let [arg] = args.args.as_slice() else { return exec_err!("line_filter takes one argument") };
         let arr = arg.to_array(args.number_rows)?;
         let Some(lines) = arr.as_string_opt::<i32>() else { return exec_err!("line_filter expects a Utf8 column") };
-        let out: BooleanArray = (0..lines.len())
-            .map(|i| Some(lines.is_valid(i) && self.chain.matches(lines.value(i).as_bytes())))
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        Ok(ColumnarValue::Array(Arc::new(self.chain.matches_array(lines))))
     }
 }
 
