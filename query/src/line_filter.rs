@@ -111,10 +111,12 @@ impl LineFilterChain {
     /// further.
     pub fn matches_array(&self, lines: &StringArray) -> BooleanArray {
         let n = lines.len();
-        let Some((k, finder)) = self.filters.iter().enumerate().find_map(|(k, f)| match f.alternatives.as_slice() {
+        // The longest such literal: the rarest, most likely.
+        let driver = self.filters.iter().enumerate().filter_map(|(k, f)| match f.alternatives.as_slice() {
             [Needle::Substring(l)] | [Needle::Regex(_, Some(l))] if !f.negate => Some((k, l)),
             _ => None,
-        }) else {
+        });
+        let Some((k, finder)) = driver.max_by_key(|(k, l)| (l.needle().len(), std::cmp::Reverse(*k))) else {
             return (0..n).map(|i| Some(lines.is_valid(i) && self.matches(lines.value(i).as_bytes()))).collect();
         };
         let rest = |line: &[u8]| {
@@ -308,7 +310,13 @@ mod tests {
             let lines: Vec<Option<String>> = (0..rows)
                 .map(|_| (next(10) != 0).then(|| (0..next(6)).map(|_| words[next(words.len())]).collect()))
                 .collect();
-            let full = StringArray::from(lines);
+            let mut full = StringArray::from(lines);
+            if round % 3 == 0 {
+                // Null lines whose slots still hold bytes (a literal may be found there).
+                let (offsets, values, _) = StringArray::from_iter_values((0..rows).map(|i| if i % 2 == 0 { "abcx1abc" } else { "y" })).into_parts();
+                let nulls = arrow::buffer::NullBuffer::from((0..rows).map(|i| i % 4 != 0).collect::<Vec<bool>>());
+                full = StringArray::new(offsets, values, Some(nulls));
+            }
             let (a, len) = (next(rows + 1), next(rows + 1));
             let sliced = full.slice(a, len.min(rows - a));
             for (c, ch) in chains.iter().enumerate() {
