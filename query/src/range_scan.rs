@@ -256,7 +256,7 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
         let ts = b.column(1).as_primitive::<Int64Type>();
         let meta = metadata.then(|| b.column(2).as_binary::<i32>());
         let lines = (b.num_columns() > 2 + metadata as usize).then(|| b.column(2 + metadata as usize).as_string::<i32>());
-        let (fv, tv, n) = (fps.values(), ts.values(), b.num_rows());
+        let (fv, tv, rows) = (fps.values(), ts.values(), b.num_rows());
         let meta_at = |j: usize| -> &[u8] {
             match meta {
                 Some(meta) if meta.is_valid(j) => meta.value(j),
@@ -264,7 +264,7 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
             }
         };
         let mut i = 0;
-        while i < n {
+        while i < rows {
             // As the general path: a sample outside every window creates no series.
             let t = tv[i];
             let (steps, until) = acc.windows_until(t);
@@ -310,7 +310,7 @@ fn plain_rows(acc: &mut RangeAccumulator<'_>, streams: &StreamLabels, metadata: 
             // out of order ends the run): counted in one step, their line lengths summed
             // from the offsets.
             let mut j = i + 1;
-            while j < n && fv[j] == fp && tv[j] >= t && tv[j] <= until && (meta.is_none() || meta_at(j) == m) {
+            while j < rows && fv[j] == fp && tv[j] >= t && tv[j] <= until && (meta.is_none() || meta_at(j) == m) {
                 j += 1;
             }
             let count = (j - i) as u64;
