@@ -19,7 +19,7 @@ use crate::ast::{LogExpr, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
 use crate::provider::{LogTable, SaltedPart};
-use crate::udf::{LineFilterUdf, PipelineUdf};
+use crate::udf::PipelineUdf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -146,7 +146,7 @@ impl Engine {
         end: i64,
         fields: Option<Vec<String>>,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
-        let mut table = self.log_table(tenants, log);
+        let mut table = self.log_table(tenants, log)?;
         if let Some(names) = fields {
             table = table.with_fields(names);
         }
@@ -155,8 +155,14 @@ impl Engine {
 
     /// The table a log expression reads: its selector, and the needles of its leading
     /// line filters.
-    fn log_table(&self, tenants: &[TenantId], log: &LogExpr) -> LogTable {
-        LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(split_line_filters(&log.pipeline).0))
+    fn log_table(&self, tenants: &[TenantId], log: &LogExpr) -> Result<LogTable, QueryError> {
+        let pre = split_line_filters(&log.pipeline).0;
+        let table = LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre));
+        let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
+        if filters.is_empty() {
+            return Ok(table);
+        }
+        Ok(table.with_line_filter(Arc::new(LineFilterChain::compile(filters)?)))
     }
 
     /// [`Self::scan_plan`] over `table`.
@@ -167,17 +173,12 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Result<(datafusion::dataframe::DataFrame, crate::provider::StreamLabels, &'e [Stage]), QueryError> {
-        let (pre, rest) = split_line_filters(&log.pipeline);
+        // The leading line filters are the table's (see `log_table`).
+        let rest = split_line_filters(&log.pipeline).1;
         let table = Arc::new(table);
         let streams = table.streams();
         let df = self.session().read_table(table)?;
-        let mut predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
-        let filters: Vec<_> = pre.iter().filter_map(|s| if let Stage::LineFilter(f) = s { Some(f) } else { None }).collect();
-        if !filters.is_empty() {
-            let key = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" ");
-            let udf = ScalarUDF::new_from_impl(LineFilterUdf::new(LineFilterChain::compile(filters)?, key));
-            predicate = predicate.and(udf.call(vec![col(COL_LINE)]));
-        }
+        let predicate = col(COL_TS).gt_eq(lit(start)).and(col(COL_TS).lt(lit(end)));
         Ok((df.filter(predicate)?, streams, rest))
     }
 
@@ -207,7 +208,7 @@ impl Engine {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
-        let resolver = self.log_table(tenants, &q.expr);
+        let resolver = self.log_table(tenants, &q.expr)?;
         let backward = q.direction == Direction::Backward;
         let mut pieces: Vec<SaltedPart> = resolver.resolve(q.start, q.end)?.into_iter().flat_map(|(p, salt)| p.pieces().into_iter().map(move |p| (p, salt))).collect();
         pieces.sort_by(|(a, _), (b, _)| {
@@ -252,7 +253,7 @@ impl Engine {
             }
             groups += 1;
             read += group_rows;
-            let table = self.log_table(tenants, &q.expr).with_parts(join_pieces(group), streams.clone());
+            let table = self.log_table(tenants, &q.expr)?.with_parts(join_pieces(group), streams.clone());
             rows.extend(self.log_rows(table, q).await?);
             rows.sort_by(|a, b| if backward { b.ts.cmp(&a.ts) } else { a.ts.cmp(&b.ts) }.then(a.fp.cmp(&b.fp)));
             rows.truncate(q.limit);
@@ -286,7 +287,7 @@ impl Engine {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
-        Ok(group_by_stream(self.log_rows(self.log_table(tenants, &q.expr), q).await?))
+        Ok(group_by_stream(self.log_rows(self.log_table(tenants, &q.expr)?, q).await?))
     }
 
     /// The first `limit` entries of `table` for the query, in its order: what
@@ -608,7 +609,7 @@ impl Engine {
     pub async fn volumes(&self, tenants: &[TenantId], matchers: &[silt_storage::Matcher], start: i64, end: i64) -> Result<(Vec<StreamVolume>, usize), QueryError> {
         let (tenants, matchers) = crate::provider::split_tenant_matchers(tenants, matchers);
         let multi = tenants.len() > 1;
-        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]), needles: Vec::new(), fields: None };
+        let req = silt_storage::ScanRequest { matchers, start, end, projection: Some(vec![silt_storage::IDX_STREAM, IDX_LINE]), needles: Vec::new(), fields: None, line_predicate: None };
         // Per tenant: its parts, and its streams by fingerprint (labels as the query sees them).
         let mut work = Vec::new();
         let mut parts = 0;

@@ -9,7 +9,7 @@
 //! (`/api/v1/` in `/api/v1/.+ 50[0-9]`); the rarer text later in the pattern rules out
 //! most lines at a fraction of the cost.
 
-use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::array::{Array, BooleanArray, ByteView, StringViewArray, MAX_INLINE_VIEW_LEN};
 use memchr::memmem::Finder;
 use regex::bytes::Regex;
 
@@ -106,10 +106,10 @@ impl LineFilterChain {
 
     /// [`Self::matches`] on every line of `lines` (false for a null). A chain with a
     /// literal every kept line contains (`|= "x"`, or a regex's required literal) looks
-    /// for it once over the array's whole buffer, not line by line: one long search
-    /// instead of a short one per line, and only the lines it finds it in are checked
-    /// further.
-    pub fn matches_array(&self, lines: &StringArray) -> BooleanArray {
+    /// for it once over each run of lines that lie one after another in a buffer (as
+    /// lines read from a Parquet page do), not line by line: one long search instead of a
+    /// short one per line, and only the lines it finds it in are checked further.
+    pub fn matches_views(&self, lines: &StringViewArray) -> BooleanArray {
         let n = lines.len();
         // The longest such literal: the rarest, most likely.
         let driver = self.filters.iter().enumerate().filter_map(|(k, f)| match f.alternatives.as_slice() {
@@ -119,6 +119,7 @@ impl LineFilterChain {
         let Some((k, finder)) = driver.max_by_key(|(k, l)| (l.needle().len(), std::cmp::Reverse(*k))) else {
             return (0..n).map(|i| Some(lines.is_valid(i) && self.matches(lines.value(i).as_bytes()))).collect();
         };
+        // The chain, once the driving literal is known to be in the line.
         let rest = |line: &[u8]| {
             self.filters.iter().enumerate().all(|(j, f)| {
                 if j != k {
@@ -130,29 +131,72 @@ impl LineFilterChain {
                 }
             })
         };
+        let len = finder.needle().len();
         let mut keep = arrow::array::BooleanBufferBuilder::new(n);
         keep.append_n(n, false);
-        let (offsets, data) = (lines.value_offsets(), lines.value_data());
-        let end = offsets[n] as usize;
-        let (mut pos, mut row) = (offsets[0] as usize, 0usize);
-        while let Some(hit) = finder.find(&data[pos..end]) {
-            let at = pos + hit;
-            // The row holding byte `at` (rows before it end at or before it).
-            row += offsets[row + 1..].partition_point(|&o| o as usize <= at);
-            let row_end = offsets[row + 1] as usize;
-            // A hit that runs into the next row is no match; no later hit in this row can
-            // end inside it either.
-            if at + finder.needle().len() <= row_end && lines.is_valid(row) && rest(lines.value(row).as_bytes()) {
-                keep.set_bit(row, true);
+        let (views, buffers) = (lines.views(), lines.data_buffers());
+        // A line of its own: inline in its view, or null.
+        let alone = |i: usize| lines.is_null(i) || views[i] as u32 <= MAX_INLINE_VIEW_LEN;
+        // Where each line of the current run ends in its buffer.
+        let mut ends: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            if alone(i) {
+                if lines.is_valid(i) && finder.find(lines.value(i).as_bytes()).is_some() && rest(lines.value(i).as_bytes()) {
+                    keep.set_bit(i, true);
+                }
+                i += 1;
+                continue;
             }
-            pos = row_end;
-            row += 1;
-            if row >= n {
-                break;
+            // The run: lines from `i` on in the same buffer, each starting at or after
+            // the end of the one before (gaps, such as Parquet's length prefixes, are
+            // searched too, and hits in them ignored).
+            let first = ByteView::from(views[i]);
+            let (buffer, start) = (first.buffer_index, first.offset as usize);
+            ends.clear();
+            ends.push(start + first.length as usize);
+            let mut j = i + 1;
+            while j < n && !alone(j) {
+                let v = ByteView::from(views[j]);
+                if v.buffer_index != buffer || (v.offset as usize) < ends[ends.len() - 1] {
+                    break;
+                }
+                ends.push(v.offset as usize + v.length as usize);
+                j += 1;
             }
+            let data = &buffers[buffer as usize][..ends[ends.len() - 1]];
+            let (mut pos, mut r) = (start, 0usize);
+            while let Some(hit) = finder.find(&data[pos..]) {
+                let at = pos + hit;
+                // The first line of the run that ends after byte `at`.
+                r += ends[r..].partition_point(|&e| e <= at);
+                let row_start = ByteView::from(views[i + r]).offset as usize;
+                if at < row_start {
+                    // In the gap before the line: look again from its start.
+                    pos = row_start;
+                    continue;
+                }
+                // A hit that runs past the line's end is no match; no later hit in this
+                // line can end inside it either.
+                if at + len <= ends[r] && rest(lines.value(i + r).as_bytes()) {
+                    keep.set_bit(i + r, true);
+                }
+                pos = ends[r];
+                r += 1;
+                if r == ends.len() {
+                    break;
+                }
+            }
+            i = j;
         }
         // Null lines were never kept: false, not null, as `matches` answers.
         BooleanArray::new(keep.finish(), None)
+    }
+}
+
+impl silt_storage::LinePredicate for LineFilterChain {
+    fn keep(&self, lines: &StringViewArray) -> BooleanArray {
+        self.matches_views(lines)
     }
 }
 
@@ -237,6 +281,7 @@ mod literals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
 
     fn chain(fs: &[(LineFilterOp, &[&str])]) -> LineFilterChain {
         let fs: Vec<LineFilter> =
@@ -283,10 +328,34 @@ mod tests {
         assert_eq!(contains(""), None);
     }
 
-    /// Over whole arrays (sliced, with nulls, empty lines and literals that run across
-    /// line ends) the answer is the line-by-line one, for every kind of chain.
+    /// Lines as a Parquet page hands them out as views: one buffer, each line after a
+    /// gap (Parquet's length prefix; here bytes that may hold a literal), short lines
+    /// inline.
+    fn page_views(lines: &[Option<String>], gap: &str) -> StringViewArray {
+        let mut buf = Vec::new();
+        let mut at = Vec::new();
+        for l in lines {
+            buf.extend_from_slice(gap.as_bytes());
+            at.push(buf.len() as u32);
+            buf.extend_from_slice(l.as_deref().unwrap_or("").as_bytes());
+        }
+        let mut b = arrow::array::StringViewBuilder::new();
+        let block = b.append_block(arrow::buffer::Buffer::from(buf));
+        for (l, at) in lines.iter().zip(at) {
+            match l {
+                Some(l) => b.try_append_view(block, at, l.len() as u32).unwrap(),
+                None => b.append_null(),
+            }
+        }
+        b.finish()
+    }
+
+    /// Over view arrays of every layout (lines one after another, with gaps, inline,
+    /// across buffers, out of order, sliced, with nulls, and literals that run across
+    /// line ends or sit in the gaps) the answer is the line-by-line one, for every kind
+    /// of chain.
     #[test]
-    fn whole_array_search_answers_as_line_by_line() {
+    fn whole_run_search_answers_as_line_by_line() {
         use LineFilterOp::*;
         let chains = [
             chain(&[(Contains, &["abc"])]),
@@ -297,7 +366,7 @@ mod tests {
             chain(&[(NotRegex, &["abc"])]),
             chain(&[(Contains, &["a"]), (Contains, &["bca"])]),
         ];
-        let words = ["a", "b", "c", "ab", "bc", "abc", "x", "y", "1", "\u{e9}", ""];
+        let words = ["a", "b", "c", "ab", "bc", "abc", "x", "y", "1", "\u{e9}", "", "bbbbbb", "cabcab"];
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |m: usize| {
             rng ^= rng << 13;
@@ -305,22 +374,39 @@ mod tests {
             rng ^= rng << 17;
             (rng % m as u64) as usize
         };
-        for round in 0..300 {
+        for round in 0..400 {
             let rows = next(40);
+            // Lines of 0 to 20 words: about half are longer than an inline view holds.
             let lines: Vec<Option<String>> = (0..rows)
-                .map(|_| (next(10) != 0).then(|| (0..next(6)).map(|_| words[next(words.len())]).collect()))
+                .map(|_| (next(10) != 0).then(|| (0..next(21)).map(|_| words[next(words.len())]).collect()))
                 .collect();
-            let mut full = StringArray::from(lines);
-            if round % 3 == 0 {
-                // Null lines whose slots still hold bytes (a literal may be found there).
-                let (offsets, values, _) = StringArray::from_iter_values((0..rows).map(|i| if i % 2 == 0 { "abcx1abc" } else { "y" })).into_parts();
+            let gap = ["", "abc", "1abc", "x1ab"][round % 4];
+            let mut full = match round % 5 {
+                0 => StringViewArray::from(lines.clone()),
+                // Two buffers: the second array's lines in another one.
+                1 => {
+                    let (a, b) = lines.split_at(rows / 2);
+                    let (a, b) = (page_views(a, gap), page_views(b, gap));
+                    arrow::compute::concat(&[&a, &b]).unwrap().as_string_view().clone()
+                }
+                // Out of order: views pointing backwards in their buffer.
+                2 => {
+                    let idx = arrow::array::UInt32Array::from_iter_values((0..rows as u32).map(|i| if i % 3 == 0 { rows as u32 - 1 - i } else { i }));
+                    arrow::compute::take(&page_views(&lines, gap), &idx, None).unwrap().as_string_view().clone()
+                }
+                _ => page_views(&lines, gap),
+            };
+            if round % 7 == 0 {
+                // Null lines whose views still point at bytes (a literal may be found there).
+                let filled: Vec<Option<String>> = (0..rows).map(|i| Some(if i % 2 == 0 { "abcx1abc abcx1abcy" } else { "y" }.to_string())).collect();
+                let (views, buffers, _) = page_views(&filled, gap).into_parts();
                 let nulls = arrow::buffer::NullBuffer::from((0..rows).map(|i| i % 4 != 0).collect::<Vec<bool>>());
-                full = StringArray::new(offsets, values, Some(nulls));
+                full = StringViewArray::new(views, buffers, Some(nulls));
             }
             let (a, len) = (next(rows + 1), next(rows + 1));
             let sliced = full.slice(a, len.min(rows - a));
             for (c, ch) in chains.iter().enumerate() {
-                let got = ch.matches_array(&sliced);
+                let got = ch.matches_views(&sliced);
                 assert_eq!(got.null_count(), 0);
                 for i in 0..sliced.len() {
                     let want = sliced.is_valid(i) && ch.matches(sliced.value(i).as_bytes());

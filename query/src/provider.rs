@@ -20,7 +20,9 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use arrow::record_batch::RecordBatch;
 use silt_storage::fields::FieldRequest;
-use silt_storage::{log_schema, with_field_columns, Labels, Matcher, ScanPart, ScanRequest, Store, TenantId, COL_TS};
+use silt_storage::{log_schema, with_field_columns, Labels, LinePredicate, Matcher, ScanPart, ScanRequest, Store, TenantId, COL_TS};
+
+use crate::line_filter::LineFilterChain;
 
 /// A storage part and the salt its stream fingerprints are xor-ed with (see
 /// [`tenant_stream`]; 0 in single-tenant queries).
@@ -35,6 +37,8 @@ pub struct LogTable {
     matchers: Vec<Matcher>,
     streams: StreamLabels,
     needles: Vec<Vec<String>>,
+    /// The leading line filters, applied by the storage scan (see [`LogTable::with_line_filter`]).
+    line_filter: Option<Arc<LineFilterChain>>,
     /// JSON field columns to read (see [`LogTable::with_fields`]).
     fields: Option<FieldRequest>,
     /// Parts resolved before planning, read instead of resolving (see
@@ -91,12 +95,19 @@ impl LogTable {
     /// A table over the streams of `tenants` that `matchers` select. Several tenants are
     /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
     pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), fields: None, parts: None }
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), line_filter: None, fields: None, parts: None }
     }
 
     /// Literals every line read must contain (see [`ScanRequest::needles`]).
     pub fn with_needles(mut self, needles: Vec<Vec<String>>) -> Self {
         self.needles = needles;
+        self
+    }
+
+    /// Rows whose line `chain` rejects are left out by the storage scan itself, which
+    /// then copies only the lines it keeps (see [`silt_storage::LinePredicate`]).
+    pub fn with_line_filter(mut self, chain: Arc<LineFilterChain>) -> Self {
+        self.line_filter = Some(chain);
         self
     }
 
@@ -245,7 +256,7 @@ impl LogTable {
         let multi = self.tenants.len() > 1;
         let (tenants, matchers) = split_tenant_matchers(&self.tenants, &self.matchers);
         let (storage_projection, reorder) = self.reorder(projection);
-        let req = ScanRequest { matchers, start, end, projection: storage_projection, needles: self.needles.clone(), fields: self.fields.clone() };
+        let req = ScanRequest { matchers, start, end, projection: storage_projection, needles: self.needles.clone(), fields: self.fields.clone(), line_predicate: self.line_filter.clone().map(|c| c as Arc<dyn LinePredicate>) };
         let mut all_parts: Vec<SaltedPart> = Vec::new();
         for tenant in &tenants {
             let scan = self.store.scan(tenant, &req).map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -10,60 +10,6 @@ use datafusion::common::exec_err;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use crate::line_filter::LineFilterChain;
-
-/// `line_filter(line) -> bool`: the query's chain of line filters, compiled once.
-#[derive(Debug)]
-pub struct LineFilterUdf {
-    chain: Arc<LineFilterChain>,
-    /// The filters' canonical text: identity for DataFusion's plan comparisons.
-    key: String,
-    signature: Signature,
-}
-
-impl LineFilterUdf {
-    pub fn new(chain: LineFilterChain, key: String) -> Self {
-        LineFilterUdf {
-            chain: Arc::new(chain),
-            key,
-            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
-        }
-    }
-}
-
-impl PartialEq for LineFilterUdf {
-    fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
-    }
-}
-impl Eq for LineFilterUdf {}
-impl Hash for LineFilterUdf {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.key.hash(h)
-    }
-}
-
-impl ScalarUDFImpl for LineFilterUdf {
-
-    fn name(&self) -> &str {
-        "line_filter"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Boolean)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let [arg] = args.args.as_slice() else { return exec_err!("line_filter takes one argument") };
-        let arr = arg.to_array(args.number_rows)?;
-        let Some(lines) = arr.as_string_opt::<i32>() else { return exec_err!("line_filter expects a Utf8 column") };
-        Ok(ColumnarValue::Array(Arc::new(self.chain.matches_array(lines))))
-    }
-}
 
 /// `pipeline(stream, ts, line, metadata) -> {line, labels}`: the query's log pipeline on each
 /// row; null where the pipeline drops the row. `labels` is the entry's final label set,

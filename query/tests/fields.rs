@@ -106,6 +106,7 @@ async fn field_columns_answer_as_the_lines() {
         projection: Some(vec![IDX_LINE]),
         needles: vec![],
         fields: Some(FieldRequest { names, may_skip_lines: true }),
+        line_predicate: None,
     };
     // In the mixed tenant's compacted chunk, the lines of the blocks with rows that are
     // not exact are read, and only those.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::compute::filter;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
@@ -466,7 +466,7 @@ impl Chunk {
 
     /// Reads the rows of streams `ordinals` (ascending) within `[start, end)`.
     pub fn scan(&self, ordinals: &[usize], start: i64, end: i64, projection: Option<&[usize]>, batch_rows: usize) -> Result<ChunkScan> {
-        self.scan_blocks(ordinals, None, None, start, end, projection, None, batch_rows)
+        self.scan_blocks(ordinals, None, None, start, end, projection, None, batch_rows, false)
     }
 
     /// [`Self::row_ranges`] cut to the rows `[lo, hi)` of the file when `window` is given.
@@ -516,7 +516,9 @@ impl Chunk {
     /// [`Self::scan`], reading only the rows in the needle-index `blocks` marked true, and
     /// only rows `[lo, hi)` of the file when `window` is given (a share of a big scan).
     /// With `fields`, the batches end with the field columns (see
-    /// [`crate::schema::with_field_columns`]).
+    /// [`crate::schema::with_field_columns`]). With `line_views`, lines the main reader
+    /// reads come as `Utf8View`, views into the decompressed pages (see
+    /// [`crate::LinePredicate`]).
     #[allow(clippy::too_many_arguments)]
     pub fn scan_blocks(
         &self,
@@ -528,6 +530,7 @@ impl Chunk {
         projection: Option<&[usize]>,
         fields: Option<&FieldRequest>,
         batch_rows: usize,
+        line_views: bool,
     ) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
         let footer = match self.footer.get() {
@@ -595,6 +598,15 @@ impl Chunk {
         if let Some(p) = line_at {
             mask_cols.remove(p);
         }
+        let footer = match wanted.iter().position(|&c| c == IDX_LINE) {
+            Some(out_line) if line_views && line_at.is_none() => {
+                schema = crate::line_predicate::with_line_type(&schema, out_line, DataType::Utf8View).as_ref().clone();
+                let file_schema = log_schema();
+                let views = crate::line_predicate::with_line_type(&file_schema, IDX_LINE, DataType::Utf8View);
+                ArrowReaderMetadata::try_new(footer.metadata().clone(), ArrowReaderOptions::new().with_schema(views))?
+            }
+            _ => footer,
+        };
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
         let mask = ProjectionMask::roots(builder.parquet_schema(), mask_cols.iter().copied());
         let reader = reader_for(builder, &ranges, mask, batch_rows)?;

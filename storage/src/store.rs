@@ -30,6 +30,7 @@ use crate::metrics::StoreMetrics;
 use crate::tail::{TailRegistry, TailSubscription};
 use crate::limits::{IngestLimits, TokenBucket};
 use crate::labels::Labels;
+use crate::line_predicate::{self, LinePredicate};
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::matcher::Matcher;
 use crate::push::PushRequest;
@@ -119,6 +120,9 @@ pub struct ScanRequest {
     pub needles: Vec<Vec<String>>,
     /// Field columns to hand out after the projected ones (see [`crate::fields`]).
     pub fields: Option<FieldRequest>,
+    /// Only rows whose line this keeps are handed out; chunk lines are then read as
+    /// views and only the kept ones copied (see [`crate::LinePredicate`]).
+    pub line_predicate: Option<Arc<dyn LinePredicate>>,
 }
 
 /// The result of resolving a [`ScanRequest`]: the matching streams' labels and independent
@@ -140,6 +144,8 @@ pub struct ScanPart {
     batch_rows: usize,
     /// Expired and deleted entries to cut, when there are any.
     filter: Option<Arc<RowFilter>>,
+    /// The request's line predicate.
+    lines: Option<Arc<dyn LinePredicate>>,
 }
 
 #[derive(Clone)]
@@ -211,6 +217,7 @@ impl ScanPart {
                 fields: self.fields.clone(),
                 batch_rows: self.batch_rows,
                 filter: self.filter.clone(),
+                lines: self.lines.clone(),
             })
             .collect()
     }
@@ -314,29 +321,47 @@ impl ScanPart {
 
     /// Reads the part. Blocking (file I/O): call from a blocking-friendly thread.
     pub fn execute(mut self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
-        let Some(filter) = self.filter.take() else { return self.read() };
-        // Read what the filter needs too, cut, then hand out the requested columns.
+        let (filter, lines) = (self.filter.take(), self.lines.take());
+        if filter.is_none() && lines.is_none() {
+            return self.read(false);
+        }
+        // Read what the cuts need too, cut, then hand out the requested columns.
         let wanted: Vec<usize> = self.projection.clone().unwrap_or_else(|| (0..crate::schema::log_schema().fields().len()).collect());
+        let needs_entries = filter.as_ref().is_some_and(|f| f.needs_entries());
         let mut read = wanted.clone();
-        read.extend([crate::schema::IDX_STREAM, crate::schema::IDX_TS]);
-        if filter.needs_entries() {
+        if filter.is_some() {
+            read.extend([crate::schema::IDX_STREAM, crate::schema::IDX_TS]);
+        }
+        if needs_entries {
             read.extend([crate::schema::IDX_LINE, crate::schema::IDX_METADATA]);
+        }
+        if lines.is_some() {
+            read.push(crate::schema::IDX_LINE);
         }
         read.sort_unstable();
         read.dedup();
         let pos = |c: usize| read.iter().position(|&r| r == c).expect("the column is read");
-        let (stream, ts) = (pos(crate::schema::IDX_STREAM), pos(crate::schema::IDX_TS));
-        let entry = filter.needs_entries().then(|| (pos(crate::schema::IDX_LINE), pos(crate::schema::IDX_METADATA)));
+        let cut = filter.map(|f| (f, pos(crate::schema::IDX_STREAM), pos(crate::schema::IDX_TS)));
+        let line = lines.is_some().then(|| pos(crate::schema::IDX_LINE));
+        let entry = needs_entries.then(|| (pos(crate::schema::IDX_LINE), pos(crate::schema::IDX_METADATA)));
         let mut out: Vec<usize> = wanted.iter().map(|&c| pos(c)).collect();
         if let Some(f) = &mut self.fields {
-            // The field columns come after the columns read; a delete that looks at
-            // lines needs every line.
+            // The field columns come after the columns read; a cut that looks at lines
+            // needs every line.
             out.extend(read.len()..read.len() + 1 + f.names.len());
-            f.may_skip_lines &= !filter.needs_entries();
+            f.may_skip_lines &= !needs_entries && lines.is_none();
         }
         self.projection = Some(read);
-        Box::new(self.read().filter_map(move |b| {
-            let b = b.and_then(|b| filter.apply(b, stream, ts, entry)).and_then(|b| b.project(&out).map_err(Into::into));
+        Box::new(self.read(lines.is_some()).filter_map(move |b| {
+            let b = b.and_then(|mut b| {
+                if let (Some(p), Some(line)) = (&lines, line) {
+                    b = line_predicate::apply(p.as_ref(), b, line)?;
+                }
+                if let Some((f, stream, ts)) = cut.as_ref().filter(|_| b.num_rows() > 0) {
+                    b = f.apply(b, *stream, *ts, entry)?;
+                }
+                Ok(b.project(&out)?)
+            });
             match b {
                 Ok(b) if b.num_rows() == 0 => None,
                 other => Some(other),
@@ -344,13 +369,15 @@ impl ScanPart {
         }))
     }
 
-    fn read(self) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+    /// The part's rows, with the columns of `self.projection`; chunk lines as `Utf8View`
+    /// when `line_views` (see [`crate::LinePredicate`]), else `Utf8`.
+    fn read(self, line_views: bool) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
         let head_fields = self.fields.as_ref().filter(|_| !matches!(self.source, PartSource::Chunk(..))).map(|f| f.names.len());
         if let Some(n) = head_fields {
             // Head rows have no field columns: none is exact.
             let mut inner = self;
             inner.fields = None;
-            return Box::new(inner.read().map(move |b| b.and_then(|b| without_fields(b, n))));
+            return Box::new(inner.read(line_views).map(move |b| b.and_then(|b| without_fields(b, n))));
         }
         let proj = self.projection.as_deref();
         match self.source {
@@ -364,7 +391,7 @@ impl ScanPart {
             PartSource::Frozen(head, ids) => {
                 Box::new(head.scan(&ids, self.start, self.end, proj, self.batch_rows).into_iter().map(Ok))
             }
-            PartSource::Chunk(c, ordinals, blocks, window) => match c.scan_blocks(&ordinals, blocks.as_deref().map(Vec::as_slice), window, self.start, self.end, proj, self.fields.as_ref(), self.batch_rows) {
+            PartSource::Chunk(c, ordinals, blocks, window) => match c.scan_blocks(&ordinals, blocks.as_deref().map(Vec::as_slice), window, self.start, self.end, proj, self.fields.as_ref(), self.batch_rows, line_views) {
                 Ok(it) => Box::new(it),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             },
@@ -762,6 +789,7 @@ impl Store {
             fields: req.fields.clone(),
             batch_rows,
             filter: None,
+            lines: req.line_predicate.clone(),
         };
         let s = t.state.read().unwrap();
         let mut heads: Vec<&Head> = vec![&s.head];
@@ -783,8 +811,8 @@ impl Store {
             }
             if i == 0 {
                 // The live head changes under pushes: copy its rows now, under the lock.
-                // Keep every column when rows may be cut: the cut needs stream, ts, line.
-                let held = if live.may_filter() { None } else { req.projection.clone() };
+                // Keep every column when rows may be cut: the cuts need stream, ts, line.
+                let held = if live.may_filter() || req.line_predicate.is_some() { None } else { req.projection.clone() };
                 scan.parts.push(part(PartSource::Batches(h.scan(&hit, start, req.end, held.as_deref(), batch_rows), held), bounds));
             } else {
                 scan.parts.push(part(PartSource::Frozen(s.frozen[i - 1].clone(), hit), bounds));

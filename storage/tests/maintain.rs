@@ -94,7 +94,7 @@ async fn compaction_merges_small_chunks_and_keeps_every_entry() {
     assert!(chunks_before >= 20, "{chunks_before}");
 
     // A query that resolved its parts before the compaction still reads them afterwards.
-    let early = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![], fields: None }).unwrap();
+    let early = store.scan(&acme(), &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![], fields: None, line_predicate: None }).unwrap();
     let report = store.maintain(MaintainOptions::default()).await.unwrap();
     assert_eq!(report.len(), 1);
     let r = &report[0];

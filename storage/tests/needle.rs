@@ -10,7 +10,7 @@ fn id(i: usize) -> String {
 
 /// Lines read by a scan with `needles`, and how many of them contain `want`.
 fn read(store: &Store, t: &TenantId, needles: Vec<Vec<String>>, want: &str) -> (usize, usize) {
-    let scan = store.scan(t, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: Some(vec![IDX_LINE]), needles, fields: None }).unwrap();
+    let scan = store.scan(t, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: Some(vec![IDX_LINE]), needles, fields: None, line_predicate: None }).unwrap();
     let (mut rows, mut hits) = (0, 0);
     for p in scan.parts {
         for b in p.execute() {
@@ -75,7 +75,7 @@ async fn time_ranges_cut_by_block_are_exact() {
     // The reader is handed only the blocks the range overlaps (here two, across the
     // 4096-row boundary); what it returns must still be exactly the range.
     let (start, end) = (t0 + 4_090 * 1_000_000, t0 + 4_200 * 1_000_000);
-    let scan = store.scan(&t, &ScanRequest { matchers: vec![], start, end, projection: Some(vec![IDX_LINE]), needles: vec![], fields: None }).unwrap();
+    let scan = store.scan(&t, &ScanRequest { matchers: vec![], start, end, projection: Some(vec![IDX_LINE]), needles: vec![], fields: None, line_predicate: None }).unwrap();
     let mut rows = 0;
     for p in scan.parts {
         for b in p.execute() {
@@ -121,7 +121,7 @@ async fn split_parts_read_every_row_once() {
         (vec![vec![id(5)]], t0 + 1_000_000_000, i64::MAX),
     ];
     for (needles, start, end) in cases {
-        let req = ScanRequest { matchers: vec![], start, end, projection: Some(vec![IDX_LINE]), needles, fields: None };
+        let req = ScanRequest { matchers: vec![], start, end, projection: Some(vec![IDX_LINE]), needles, fields: None, line_predicate: None };
         let whole = store.scan(&t, &req).unwrap().parts;
         let rows: u64 = whole.iter().map(|p| p.estimated_rows()).sum();
         let want = lines(whole);

@@ -28,7 +28,7 @@ fn req(labels: &[(&str, &str)], entries: &[(i64, &str)]) -> PushRequest {
 
 /// Everything a scan returns, as `labels -> [(ts, line, has_metadata)]`, each stream sorted.
 fn read_all(store: &Store, t: &TenantId, matchers: Vec<Matcher>, start: i64, end: i64) -> BTreeMap<String, Vec<(i64, String, bool)>> {
-    let scan = store.scan(t, &ScanRequest { matchers, start, end, projection: None, needles: vec![], fields: None }).unwrap();
+    let scan = store.scan(t, &ScanRequest { matchers, start, end, projection: None, needles: vec![], fields: None, line_predicate: None }).unwrap();
     let mut out: BTreeMap<String, Vec<(i64, String, bool)>> = BTreeMap::new();
     for part in scan.parts {
         for b in part.execute() {

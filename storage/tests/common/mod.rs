@@ -8,7 +8,7 @@ use silt_storage::{Labels, ScanPart, ScanRequest, Store, TenantId, IDX_LINE, IDX
 
 /// `(labels, ts, line)` of everything a tenant shows, sorted.
 pub fn read_all(store: &Store, tenant: &TenantId) -> Vec<(String, i64, String)> {
-    let scan = store.scan(tenant, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![], fields: None }).unwrap();
+    let scan = store.scan(tenant, &ScanRequest { matchers: vec![], start: i64::MIN, end: i64::MAX, projection: None, needles: vec![], fields: None, line_predicate: None }).unwrap();
     collect(&scan.streams, scan.parts)
 }
 
