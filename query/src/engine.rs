@@ -19,6 +19,7 @@ use crate::ast::{LogExpr, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
 use crate::provider::{LogTable, SaltedPart};
+use crate::pieces::{KeepTimeUdf, PieceQueue};
 use crate::udf::PipelineUdf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,69 +198,21 @@ impl Engine {
         engine.log_query_in_pieces(tenants, q).await
     }
 
-    /// "The newest N entries", reading no more than it must: the scan's parts are cut
-    /// into pieces (a stream's rows in one block of a chunk, each with time bounds;
-    /// see [`ScanPart::pieces`]), read newest first (forward: oldest first) in groups,
-    /// each one DataFusion plan: first the newest piece and those overlapping it, then
-    /// groups sized by the rate of entries seen so far. Once N entries are kept, only
-    /// pieces that may still hold one sorting before the N-th are read, as Loki's
-    /// iterators merge streams by time and stop at the limit. Each piece is read once.
+    /// "The newest N entries", reading no more than it must: the pieces of the scan's
+    /// parts go into a queue that the plan's partitions read from (see
+    /// [`crate::pieces`]), newest first (forward: oldest first), until no piece left can
+    /// hold one of the N.
     async fn log_query_in_pieces(&self, tenants: &[TenantId], q: &LogQuery) -> Result<Vec<StreamResult>, QueryError> {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
         let resolver = self.log_table(tenants, &q.expr)?;
         let backward = q.direction == Direction::Backward;
-        let mut pieces: Vec<SaltedPart> = resolver.resolve(q.start, q.end)?.into_iter().flat_map(|(p, salt)| p.pieces().into_iter().map(move |p| (p, salt))).collect();
-        pieces.sort_by(|(a, _), (b, _)| {
-            let ((a_lo, a_hi), (b_lo, b_hi)) = (a.time_bounds(), b.time_bounds());
-            if backward { b_hi.cmp(&a_hi) } else { a_lo.cmp(&b_lo) }
-        });
-        // Whether a piece may hold an entry that sorts before (or ties with) one at `ts`.
-        let may_precede = |p: &ScanPart, ts: i64| if backward { p.time_bounds().1 >= ts } else { p.time_bounds().0 <= ts };
-        let streams = resolver.streams();
-        let mut rows: Vec<Row> = Vec::new();
-        let mut pieces = pieces.into_iter().peekable();
-        let (mut read, mut want, mut groups) = (0u64, q.limit as u64, 0usize);
-        while pieces.peek().is_some() {
-            let mut group: Vec<SaltedPart> = Vec::new();
-            let mut group_rows = 0u64;
-            if rows.len() >= q.limit {
-                let last = rows[q.limit - 1].ts;
-                while let Some((p, salt)) = pieces.next_if(|(p, _)| may_precede(p, last)) {
-                    group.push((p, salt));
-                }
-                if group.is_empty() {
-                    break;
-                }
-            } else {
-                // The first group is the newest (oldest) piece and the pieces after it that
-                // overlap it in time, up to the first stream met twice: the other
-                // streams' newest blocks, which a query for the last few entries reads
-                // anyway, in one plan.
-                // `edge`: the far end of the first piece in the query's direction.
-                let mut edge: Option<i64> = None;
-                let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
-                let first_group = groups == 0;
-                while let Some((p, salt)) = pieces.next_if(|(p, salt)| {
-                    edge.is_none_or(|e| if first_group { may_precede(p, e) && p.single_stream().is_none_or(|fp| !seen.contains(&(fp ^ salt))) } else { group_rows < want })
-                }) {
-                    group_rows += p.estimated_rows();
-                    let (lo, hi) = p.time_bounds();
-                    edge.get_or_insert(if backward { lo } else { hi });
-                    seen.extend(p.single_stream().map(|fp| fp ^ salt));
-                    group.push((p, salt));
-                }
-            }
-            groups += 1;
-            read += group_rows;
-            let table = self.log_table(tenants, &q.expr)?.with_parts(join_pieces(group), streams.clone());
-            rows.extend(self.log_rows(table, q).await?);
-            rows.sort_by(|a, b| if backward { b.ts.cmp(&a.ts) } else { a.ts.cmp(&b.ts) }.then(a.fp.cmp(&b.fp)));
-            rows.truncate(q.limit);
-            want = next_group_rows(read, rows.len(), q.limit);
-        }
-        tracing::debug!(groups, rows_read = read, kept = rows.len(), "log query read in pieces");
+        let pieces: Vec<SaltedPart> = resolver.resolve(q.start, q.end)?.into_iter().flat_map(|(p, salt)| p.pieces().into_iter().map(move |p| (p, salt))).collect();
+        let queue = Arc::new(PieceQueue::new(pieces, backward, q.limit));
+        let table = self.log_table(tenants, &q.expr)?.with_queue(queue.clone(), resolver.streams());
+        let rows = self.log_rows(table, q, Some(queue.clone())).await?;
+        tracing::debug!(rows_read = queue.rows_read(), kept = rows.len(), "log query read in pieces");
         Ok(group_by_stream(rows))
     }
 
@@ -287,12 +240,13 @@ impl Engine {
         if q.limit == 0 || q.start >= q.end {
             return Ok(Vec::new());
         }
-        Ok(group_by_stream(self.log_rows(self.log_table(tenants, &q.expr)?, q).await?))
+        Ok(group_by_stream(self.log_rows(self.log_table(tenants, &q.expr)?, q, None).await?))
     }
 
     /// The first `limit` entries of `table` for the query, in its order: what
-    /// [`Self::log_query`] answers, before grouping by stream.
-    async fn log_rows(&self, table: LogTable, q: &LogQuery) -> Result<Vec<Row>, QueryError> {
+    /// [`Self::log_query`] answers, before grouping by stream. The times of the entries
+    /// the plan keeps are reported to `queue` when given.
+    async fn log_rows(&self, table: LogTable, q: &LogQuery, queue: Option<Arc<PieceQueue>>) -> Result<Vec<Row>, QueryError> {
         let (mut df, streams, rest) = self.scan_plan_on(table, &q.expr, q.start, q.end)?;
         let with_pipeline = !rest.is_empty();
         if with_pipeline {
@@ -303,6 +257,10 @@ impl Engine {
                 udf.call(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)]).alias("p"),
             ])?;
             df = df.filter(col("p").is_not_null())?;
+        }
+        if let Some(queue) = queue {
+            // Last, after every stage that drops entries: it sees the entries kept.
+            df = df.with_column("__kept", ScalarUDF::new_from_impl(KeepTimeUdf::new(queue)).call(vec![col(COL_TS)]))?;
         }
         let asc = q.direction == Direction::Forward;
         df = df.sort(vec![col(COL_TS).sort(asc, false), col(COL_STREAM).sort(true, false)])?;
@@ -315,7 +273,7 @@ impl Engine {
 
         let streams = streams.lock().unwrap();
         let mut out: Vec<Row> = Vec::new();
-        let mut add = |fp: u64, stream: Vec<(String, String)>, metadata: Vec<(String, String)>, parsed: Vec<(String, String)>, ts: i64, line: &str| -> Result<(), QueryError> {
+        let mut add = |stream: Vec<(String, String)>, metadata: Vec<(String, String)>, parsed: Vec<(String, String)>, ts: i64, line: &str| -> Result<(), QueryError> {
             let entry = |metadata, parsed| EntryResult { ts, line: line.to_string(), metadata, parsed };
             let mut labels = Labels::from_pairs(stream).map_err(|e| QueryError::Internal(e.to_string()))?;
             let entry = if q.categorize {
@@ -326,7 +284,7 @@ impl Engine {
                 }
                 entry(Vec::new(), Vec::new())
             };
-            out.push(Row { ts, fp, labels, entry });
+            out.push(Row { labels, entry });
             Ok(())
         };
         for b in &batches {
@@ -347,7 +305,7 @@ impl Engine {
                         };
                         target.push((name.to_string(), v.to_string()));
                     }
-                    add(fp.value(i), st, md, pa, ts.value(i), line.value(i))?;
+                    add(st, md, pa, ts.value(i), line.value(i))?;
                 }
                 continue;
             }
@@ -365,18 +323,15 @@ impl Engine {
                         md.push((n, v.to_string()));
                     }
                 }
-                add(f, stream, md, Vec::new(), ts.value(i), line.value(i))?;
+                add(stream, md, Vec::new(), ts.value(i), line.value(i))?;
             }
         }
         Ok(out)
     }
 }
 
-/// One entry of a log query's answer with what orders it: its time, then its stream's
-/// fingerprint.
+/// One entry of a log query's answer, with its labels.
 struct Row {
-    ts: i64,
-    fp: u64,
     labels: Labels,
     entry: EntryResult,
 }
@@ -392,7 +347,7 @@ fn group_by_stream(rows: Vec<Row>) -> Vec<StreamResult> {
 
 /// Pieces of the same chunk that follow each other joined back (one reader each),
 /// tenant by tenant.
-fn join_pieces(pieces: Vec<SaltedPart>) -> Vec<SaltedPart> {
+pub(crate) fn join_pieces(pieces: Vec<SaltedPart>) -> Vec<SaltedPart> {
     let mut by_salt: BTreeMap<u64, Vec<ScanPart>> = BTreeMap::new();
     for (p, salt) in pieces {
         by_salt.entry(salt).or_default().push(p);
@@ -653,21 +608,6 @@ pub(crate) fn split_line_filters(pipeline: &[Stage]) -> (&[Stage], &[Stage]) {
     pipeline.split_at(pipeline.iter().position(|s| !matches!(s, Stage::LineFilter(_))).unwrap_or(pipeline.len()))
 }
 
-/// How many rows a log query should read next, given that `read` rows gave `found` of
-/// the `limit` entries wanted: as many as the rate seen so far asks for to find the
-/// missing ones, plus a quarter for luck; at most seven times what was read, so a burst
-/// or a drought costs a few more groups, not a wasted pass, but at least a row per
-/// missing entry.
-fn next_group_rows(read: u64, found: usize, limit: usize) -> u64 {
-    let missing = limit.saturating_sub(found) as u64;
-    let hi = read.saturating_mul(7).max(1);
-    if found == 0 {
-        return hi.max(missing);
-    }
-    let more = missing as f64 * (read as f64 / found as f64) * 1.25;
-    (more.min(hi as f64) as u64).max(missing)
-}
-
 /// Whether the needle index can prune for the leading line filters: some `|=` (or `|~`)
 /// clause has only literals long enough to look up.
 fn needle_pruned(pipeline: &[Stage]) -> bool {
@@ -697,7 +637,7 @@ fn needles(pre: &[Stage]) -> Vec<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{needles, next_group_rows, split_line_filters};
+    use super::{needles, split_line_filters};
 
     #[test]
     fn regex_filters_give_the_needle_index_their_required_literals() {
@@ -711,20 +651,5 @@ mod tests {
         assert!(n(r#"{a="b"} |~ "abc" or "(?i)def""#).is_empty(), "every alternative must have one");
         assert!(n(r#"{a="b"} !~ "abcdef""#).is_empty());
         assert_eq!(n(r#"{a="b"} |= "x" |~ "yyy" | json"#), vec![vec!["x".to_string()], vec!["yyy".to_string()]]);
-    }
-
-    #[test]
-    fn groups_grow_by_the_rate_seen_within_bounds() {
-        // Nothing yet: seven times more.
-        assert_eq!(next_group_rows(4096, 0, 100), 7 * 4096);
-        // One entry in 16 rows, 750 missing: 12000 rows, 15000 with the margin.
-        assert_eq!(next_group_rows(4000, 250, 1000), 15000);
-        // Nearly there: little more, but at least a row per missing entry.
-        assert_eq!(next_group_rows(4000, 990, 1000), 50);
-        assert_eq!(next_group_rows(100_000, 999, 1000), 125);
-        assert_eq!(next_group_rows(10, 5, 1000), 995, "a row per missing entry, even past seven times what was read");
-        // Very sparse: at most seven times more.
-        assert_eq!(next_group_rows(4096, 1, 1000), 7 * 4096);
-        assert!(next_group_rows(u64::MAX / 2, 1, 1000) > 0, "no overflow");
     }
 }

@@ -13,6 +13,7 @@ mod error;
 pub mod line_filter;
 mod metric;
 mod parser;
+mod pieces;
 pub mod provider;
 mod range_scan;
 mod udf;

@@ -23,6 +23,7 @@ use silt_storage::fields::FieldRequest;
 use silt_storage::{log_schema, with_field_columns, Labels, LinePredicate, Matcher, ScanPart, ScanRequest, Store, TenantId, COL_TS};
 
 use crate::line_filter::LineFilterChain;
+use crate::pieces::PieceQueue;
 
 /// A storage part and the salt its stream fingerprints are xor-ed with (see
 /// [`tenant_stream`]; 0 in single-tenant queries).
@@ -44,6 +45,9 @@ pub struct LogTable {
     /// Parts resolved before planning, read instead of resolving (see
     /// [`LogTable::with_parts`]); taken by the one scan.
     parts: Option<Mutex<Option<Vec<SaltedPart>>>>,
+    /// Pieces resolved before planning, taken from this queue by every partition (see
+    /// [`LogTable::with_queue`]).
+    queue: Option<Arc<PieceQueue>>,
 }
 
 impl std::fmt::Debug for LogTable {
@@ -95,7 +99,7 @@ impl LogTable {
     /// A table over the streams of `tenants` that `matchers` select. Several tenants are
     /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
     pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), line_filter: None, fields: None, parts: None }
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), line_filter: None, fields: None, parts: None, queue: None }
     }
 
     /// Literals every line read must contain (see [`ScanRequest::needles`]).
@@ -125,6 +129,17 @@ impl LogTable {
     /// for. It can be scanned once.
     pub fn with_parts(mut self, parts: Vec<SaltedPart>, streams: StreamLabels) -> Self {
         self.parts = Some(Mutex::new(Some(parts)));
+        self.streams = streams;
+        self
+    }
+
+    /// A table whose partitions read the pieces of `queue` (from [`Self::resolve`] of a
+    /// table like this one, without field columns), each taking the next ones until the
+    /// queue has none it should read; `streams` has their labels. As for
+    /// [`Self::with_parts`], the plan's time filters must not be narrower than the range
+    /// they were resolved for.
+    pub fn with_queue(mut self, queue: Arc<PieceQueue>, streams: StreamLabels) -> Self {
+        self.queue = Some(queue);
         self.streams = streams;
         self
     }
@@ -202,6 +217,16 @@ impl TableProvider for LogTable {
         };
         // Parts resolved before planning are read as they are: their rows lie in the
         // range the plan filters on (see `with_parts`).
+        if let Some(queue) = &self.queue {
+            if self.fields.is_some() {
+                return Err(DataFusionError::Internal("queued pieces are read without field columns".into()));
+            }
+            // Resolved with every column: the projection picks from all of them.
+            let parts: Vec<Arc<dyn PartitionStream>> = (0..state.config().target_partitions().max(1))
+                .map(|_| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(PartSource::Queue(queue.clone()))), reorder: projection.cloned() }) as Arc<dyn PartitionStream>)
+                .collect();
+            return Ok(Arc::new(StreamingTableExec::try_new(schema, parts, None, [], false, limit)?));
+        }
         let (all_parts, reorder) = match &self.parts {
             Some(_) if self.fields.is_some() => return Err(DataFusionError::Internal("prepared parts are read without field columns".into())),
             Some(prepared) => {
@@ -220,7 +245,7 @@ impl TableProvider for LogTable {
         let groups = balance(all_parts, state.config().target_partitions().max(1));
         let parts: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
-            .map(|g| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(g)), reorder: reorder.clone() }) as Arc<dyn PartitionStream>)
+            .map(|g| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(PartSource::List(g))), reorder: reorder.clone() }) as Arc<dyn PartitionStream>)
             .collect();
         Ok(Arc::new(StreamingTableExec::try_new(schema, parts, None, [], false, limit)?))
     }
@@ -314,9 +339,16 @@ fn salted(b: arrow::record_batch::RecordBatch, salt: u64) -> DfResult<arrow::rec
 /// (0 in single-tenant queries).
 struct PartStream {
     schema: SchemaRef,
-    parts: Mutex<Option<Vec<SaltedPart>>>,
+    parts: Mutex<Option<PartSource>>,
     /// The storage batches' columns to hand out, when not all in their order.
     reorder: Option<Vec<usize>>,
+}
+
+/// What a [`PartStream`] reads: its share of the parts, or pieces from a queue it shares
+/// with the other partitions.
+enum PartSource {
+    List(Vec<SaltedPart>),
+    Queue(Arc<PieceQueue>),
 }
 
 impl std::fmt::Debug for PartStream {
@@ -336,8 +368,12 @@ impl PartitionStream for PartStream {
         let (schema, reorder) = (self.schema.clone(), self.reorder.clone());
         match parts {
             Some(parts) => {
+                let parts: Box<dyn Iterator<Item = SaltedPart> + Send> = match parts {
+                    PartSource::List(parts) => Box::new(parts.into_iter()),
+                    PartSource::Queue(q) => Box::new(std::iter::from_fn(move || q.pop()).flatten()),
+                };
                 tokio::task::spawn_blocking(move || {
-                    for (b, salt) in parts.into_iter().flat_map(|(p, salt)| p.execute().map(move |b| (b, salt))) {
+                    for (b, salt) in parts.flat_map(|(p, salt)| p.execute().map(move |b| (b, salt))) {
                         let b = b.map_err(|e| DataFusionError::External(Box::new(e))).and_then(|b| salted(b, salt));
                         let b = match &reorder {
                             Some(r) => b.and_then(|b| Ok(RecordBatch::try_new(schema.clone(), r.iter().map(|&c| b.column(c).clone()).collect())?)),

@@ -177,7 +177,8 @@ async fn pieces_merge_streams_chunks_and_head_in_order() {
     let engine = Engine::new(store);
     // Over 64 minutes: long enough to be read in pieces.
     let (start, end) = (t0 - 7200 * sec, t0 + 3600 * sec);
-    for (query, keep) in [(r#"{app=~"a|b|c"}"#, false), (r#"{app=~"a|b|c"} |= "hit""#, true)] {
+    // The last: a filter after another stage, which the pipeline, not the scan, applies.
+    for (query, keep) in [(r#"{app=~"a|b|c"}"#, false), (r#"{app=~"a|b|c"} |= "hit""#, true), (r#"{app=~"a|b|c"} | label_format x="1" |= "hit""#, true)] {
         let Expr::Log(expr) = parse(query).unwrap() else { panic!() };
         let matching: Vec<&(i64, u64, String)> = all.iter().filter(|e| !keep || e.2.ends_with("hit")).collect();
         for direction in [Direction::Backward, Direction::Forward] {
