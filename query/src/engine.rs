@@ -1,7 +1,8 @@
 //! Runs LogQL on DataFusion. A log query becomes
-//! `scan(tenant, matchers, [start, end)) -> filter(line filters) -> top-k by time`;
-//! the scan is [`LogTable`], line filters one UDF, and DataFusion's sort with a fetch
-//! keeps only `limit` rows in memory however many lines match.
+//! `scan(tenant, matchers, [start, end), leading line filters) -> pipeline -> top-k by time`;
+//! the scan is [`LogTable`] (the storage applies the line filters as it reads), the rest
+//! of the pipeline one UDF, and DataFusion's sort with a fetch keeps only `limit` rows
+//! in memory however many lines match.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::ast::{LogExpr, Stage};
 use crate::error::QueryError;
 use crate::line_filter::LineFilterChain;
 use crate::provider::{LogTable, SaltedPart};
-use crate::pieces::{KeepTimeUdf, PieceQueue};
+use crate::pieces::PieceQueue;
 use crate::udf::PipelineUdf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +211,9 @@ impl Engine {
         let backward = q.direction == Direction::Backward;
         let pieces: Vec<SaltedPart> = resolver.resolve(q.start, q.end)?.into_iter().flat_map(|(p, salt)| p.pieces().into_iter().map(move |p| (p, salt))).collect();
         let queue = Arc::new(PieceQueue::new(pieces, backward, q.limit));
-        let table = self.log_table(tenants, &q.expr)?.with_queue(queue.clone(), resolver.streams());
+        // Without a pipeline, the rows the scan hands out are the entries: it reports them.
+        let reports = split_line_filters(&q.expr.pipeline).1.is_empty();
+        let table = resolver.with_queue(queue.clone(), reports);
         let rows = self.log_rows(table, q, Some(queue.clone())).await?;
         tracing::debug!(rows_read = queue.rows_read(), kept = rows.len(), "log query read in pieces");
         Ok(group_by_stream(rows))
@@ -244,23 +247,24 @@ impl Engine {
     }
 
     /// The first `limit` entries of `table` for the query, in its order: what
-    /// [`Self::log_query`] answers, before grouping by stream. The times of the entries
-    /// the plan keeps are reported to `queue` when given.
+    /// [`Self::log_query`] answers, before grouping by stream. With `queue` (the table
+    /// reads from it), the pipeline reports the times of the entries it keeps to it;
+    /// without a pipeline, the scan does (see [`LogTable::with_queue`]).
     async fn log_rows(&self, table: LogTable, q: &LogQuery, queue: Option<Arc<PieceQueue>>) -> Result<Vec<Row>, QueryError> {
         let (mut df, streams, rest) = self.scan_plan_on(table, &q.expr, q.start, q.end)?;
         let with_pipeline = !rest.is_empty();
         if with_pipeline {
-            let udf = ScalarUDF::new_from_impl(PipelineUdf::compile(rest, streams.clone())?);
+            let mut pipeline = PipelineUdf::compile(rest, streams.clone())?;
+            if let Some(q) = queue {
+                pipeline = pipeline.with_queue(q);
+            }
+            let udf = ScalarUDF::new_from_impl(pipeline);
             df = df.select(vec![
                 col(COL_STREAM),
                 col(COL_TS),
                 udf.call(vec![col(COL_STREAM), col(COL_TS), col(COL_LINE), col(COL_METADATA)]).alias("p"),
             ])?;
             df = df.filter(col("p").is_not_null())?;
-        }
-        if let Some(queue) = queue {
-            // Last, after every stage that drops entries: it sees the entries kept.
-            df = df.with_column("__kept", ScalarUDF::new_from_impl(KeepTimeUdf::new(queue)).call(vec![col(COL_TS)]))?;
         }
         let asc = q.direction == Direction::Forward;
         df = df.sort(vec![col(COL_TS).sort(asc, false), col(COL_STREAM).sort(true, false)])?;

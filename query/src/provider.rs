@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::AsArray;
+use arrow::datatypes::{Int64Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
@@ -42,12 +43,9 @@ pub struct LogTable {
     line_filter: Option<Arc<LineFilterChain>>,
     /// JSON field columns to read (see [`LogTable::with_fields`]).
     fields: Option<FieldRequest>,
-    /// Parts resolved before planning, read instead of resolving (see
-    /// [`LogTable::with_parts`]); taken by the one scan.
-    parts: Option<Mutex<Option<Vec<SaltedPart>>>>,
-    /// Pieces resolved before planning, taken from this queue by every partition (see
-    /// [`LogTable::with_queue`]).
-    queue: Option<Arc<PieceQueue>>,
+    /// Pieces resolved before planning, taken from this queue by every partition, and
+    /// whether the scan reports the rows it hands out (see [`LogTable::with_queue`]).
+    queue: Option<(Arc<PieceQueue>, bool)>,
 }
 
 impl std::fmt::Debug for LogTable {
@@ -99,7 +97,7 @@ impl LogTable {
     /// A table over the streams of `tenants` that `matchers` select. Several tenants are
     /// read as Loki's multi-tenant queries read them (see [`split_tenant_matchers`]).
     pub fn new(store: Store, tenants: &[TenantId], matchers: Vec<Matcher>) -> Self {
-        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), line_filter: None, fields: None, parts: None, queue: None }
+        LogTable { store, tenants: tenants.to_vec(), matchers, streams: Arc::default(), needles: Vec::new(), line_filter: None, fields: None, queue: None }
     }
 
     /// Literals every line read must contain (see [`ScanRequest::needles`]).
@@ -123,24 +121,14 @@ impl LogTable {
         self
     }
 
-    /// A table that reads `parts`, from [`Self::resolve`] of a table like this one (and
-    /// without field columns), instead of resolving its own; `streams` has their labels.
-    /// The plan's time filters must not be narrower than the range they were resolved
-    /// for. It can be scanned once.
-    pub fn with_parts(mut self, parts: Vec<SaltedPart>, streams: StreamLabels) -> Self {
-        self.parts = Some(Mutex::new(Some(parts)));
-        self.streams = streams;
-        self
-    }
-
-    /// A table whose partitions read the pieces of `queue` (from [`Self::resolve`] of a
-    /// table like this one, without field columns), each taking the next ones until the
-    /// queue has none it should read; `streams` has their labels. As for
-    /// [`Self::with_parts`], the plan's time filters must not be narrower than the range
-    /// they were resolved for.
-    pub fn with_queue(mut self, queue: Arc<PieceQueue>, streams: StreamLabels) -> Self {
-        self.queue = Some(queue);
-        self.streams = streams;
+    /// The table, its partitions reading the pieces of `queue` instead of resolving
+    /// their own parts: pieces from [`Self::resolve`] of this table (without field
+    /// columns), each partition taking the next ones until the queue has none it should
+    /// read. The plan's time filters must not be narrower than the range they were
+    /// resolved for. With `reports`, the scan tells the queue the time of every row it
+    /// hands out: for plans where no later stage drops rows.
+    pub fn with_queue(mut self, queue: Arc<PieceQueue>, reports: bool) -> Self {
+        self.queue = Some((queue, reports));
         self
     }
 
@@ -215,27 +203,19 @@ impl TableProvider for LogTable {
             Some(p) => Arc::new(self.schema().project(p)?),
             None => self.schema(),
         };
-        // Parts resolved before planning are read as they are: their rows lie in the
-        // range the plan filters on (see `with_parts`).
-        if let Some(queue) = &self.queue {
+        // Pieces resolved before planning are read as they are: their rows lie in the
+        // range the plan filters on (see `with_queue`).
+        if let Some((queue, reports)) = &self.queue {
             if self.fields.is_some() {
                 return Err(DataFusionError::Internal("queued pieces are read without field columns".into()));
             }
             // Resolved with every column: the projection picks from all of them.
             let parts: Vec<Arc<dyn PartitionStream>> = (0..state.config().target_partitions().max(1))
-                .map(|_| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(PartSource::Queue(queue.clone()))), reorder: projection.cloned() }) as Arc<dyn PartitionStream>)
+                .map(|_| Arc::new(PartStream { schema: schema.clone(), parts: Mutex::new(Some(PartSource::Queue(queue.clone(), *reports))), reorder: projection.cloned() }) as Arc<dyn PartitionStream>)
                 .collect();
             return Ok(Arc::new(StreamingTableExec::try_new(schema, parts, None, [], false, limit)?));
         }
-        let (all_parts, reorder) = match &self.parts {
-            Some(_) if self.fields.is_some() => return Err(DataFusionError::Internal("prepared parts are read without field columns".into())),
-            Some(prepared) => {
-                let parts = prepared.lock().unwrap().take().ok_or_else(|| DataFusionError::Internal("a table of prepared parts scanned twice".into()))?;
-                // Resolved with every column: the projection picks from all of them.
-                (parts, projection.cloned())
-            }
-            None => self.resolve_projected(projection, start, end)?,
-        };
+        let (all_parts, reorder) = self.resolve_projected(projection, start, end)?;
         if all_parts.is_empty() {
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
@@ -254,8 +234,8 @@ impl TableProvider for LogTable {
 impl LogTable {
     /// The storage parts a scan of `[start, end)` reads, each with its tenant's salt,
     /// resolved now; the labels of their streams are added to [`Self::streams`]. For
-    /// reading in pieces (see [`ScanPart::pieces`]) and handing them to tables made with
-    /// [`Self::with_parts`].
+    /// reading in pieces (see [`ScanPart::pieces`]) from a queue (see
+    /// [`Self::with_queue`]).
     pub fn resolve(&self, start: i64, end: i64) -> DfResult<Vec<SaltedPart>> {
         Ok(self.resolve_projected(None, start, end)?.0)
     }
@@ -348,7 +328,8 @@ struct PartStream {
 /// with the other partitions.
 enum PartSource {
     List(Vec<SaltedPart>),
-    Queue(Arc<PieceQueue>),
+    /// With whether to report the times of the rows read (see [`LogTable::with_queue`]).
+    Queue(Arc<PieceQueue>, bool),
 }
 
 impl std::fmt::Debug for PartStream {
@@ -368,9 +349,18 @@ impl PartitionStream for PartStream {
         let (schema, reorder) = (self.schema.clone(), self.reorder.clone());
         match parts {
             Some(parts) => {
-                let parts: Box<dyn Iterator<Item = SaltedPart> + Send> = match parts {
-                    PartSource::List(parts) => Box::new(parts.into_iter()),
-                    PartSource::Queue(q) => Box::new(std::iter::from_fn(move || q.pop()).flatten()),
+                let (parts, report): (Box<dyn Iterator<Item = SaltedPart> + Send>, _) = match parts {
+                    PartSource::List(parts) => (Box::new(parts.into_iter()), None),
+                    PartSource::Queue(q, reports) => {
+                        let ts = schema.index_of(COL_TS).ok().filter(|_| reports);
+                        let tx = tx.clone();
+                        // No more pieces once the query stopped reading.
+                        (Box::new(std::iter::from_fn({
+                            let q = q.clone();
+                            move || if tx.is_closed() { None } else { q.pop() }
+                        })
+                        .flatten()), Some((q, reports.then_some(ts))))
+                    }
                 };
                 tokio::task::spawn_blocking(move || {
                     for (b, salt) in parts.flat_map(|(p, salt)| p.execute().map(move |b| (b, salt))) {
@@ -379,6 +369,16 @@ impl PartitionStream for PartStream {
                             Some(r) => b.and_then(|b| Ok(RecordBatch::try_new(schema.clone(), r.iter().map(|&c| b.column(c).clone()).collect())?)),
                             None => b,
                         };
+                        if let (Some((q, reports)), Ok(b)) = (&report, &b) {
+                            q.sent(b.num_rows());
+                            match reports {
+                                // The rows are the entries: all looked at, and kept.
+                                Some(Some(ts)) => q.observe(b.column(*ts).as_primitive::<Int64Type>().values(), b.num_rows()),
+                                // Without their times: looked at, none counted.
+                                Some(None) => q.observe(&[], b.num_rows()),
+                                None => {}
+                            }
+                        }
                         if tx.blocking_send(b).is_err() {
                             return; // the query stopped reading (limit reached or cancelled)
                         }

@@ -26,6 +26,8 @@ pub struct PipelineUdf {
     /// and is skipped.
     prefiltered: [AtomicU64; 2],
     streams: crate::provider::StreamLabels,
+    /// Told the time of every row the pipeline keeps (see [`crate::pieces`]).
+    queue: Option<Arc<crate::pieces::PieceQueue>>,
     key: String,
     signature: Signature,
 }
@@ -46,9 +48,16 @@ impl PipelineUdf {
             prefilter,
             prefiltered: Default::default(),
             streams,
+            queue: None,
             key: stages.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "),
             signature: Signature::exact(vec![DataType::UInt64, DataType::Int64, DataType::Utf8, DataType::Binary], Volatility::Volatile),
         })
+    }
+
+    /// The UDF, telling `queue` the time of every row it keeps.
+    pub fn with_queue(mut self, queue: Arc<crate::pieces::PieceQueue>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// The prefilter, unless it has been keeping most rows.
@@ -109,6 +118,7 @@ impl ScalarUDFImpl for PipelineUdf {
         let mut buf = Vec::new();
         let prefilter = self.prefilter();
         let (mut seen, mut kept) = (0, 0);
+        let mut kept_ts = Vec::new();
         for i in 0..n {
             let fp = stream.value(i);
             if base.as_ref().is_none_or(|(f, _)| *f != fp) {
@@ -134,6 +144,9 @@ impl ScalarUDFImpl for PipelineUdf {
                     ls.encode_categorized(&mut buf);
                     out_labels.append_value(&buf);
                     valid.push(true);
+                    if self.queue.is_some() {
+                        kept_ts.push(ts.value(i));
+                    }
                 }
                 None => {
                     out_line.append_value("");
@@ -141,6 +154,9 @@ impl ScalarUDFImpl for PipelineUdf {
                     valid.push(false);
                 }
             }
+        }
+        if let Some(q) = &self.queue {
+            q.observe(&kept_ts, n);
         }
         self.prefiltered[0].fetch_add(seen, Ordering::Relaxed);
         self.prefiltered[1].fetch_add(kept, Ordering::Relaxed);

@@ -23,8 +23,9 @@ pub trait LinePredicate: Send + Sync + std::fmt::Debug {
 }
 
 /// `batch` cut to the rows whose line (column `line`, `Utf8` or `Utf8View`) `predicate`
-/// keeps, with that column as `Utf8`.
-pub(crate) fn apply(predicate: &dyn LinePredicate, batch: RecordBatch, line: usize) -> Result<RecordBatch> {
+/// keeps, with that column as `Utf8` when `plain` (else as it came: for a caller that
+/// drops it).
+pub(crate) fn apply(predicate: &dyn LinePredicate, batch: RecordBatch, line: usize, plain: bool) -> Result<RecordBatch> {
     let col = batch.column(line);
     let views = match col.data_type() {
         DataType::Utf8View => col.as_string_view().clone(),
@@ -34,7 +35,11 @@ pub(crate) fn apply(predicate: &dyn LinePredicate, batch: RecordBatch, line: usi
     let keep = predicate.keep(&views);
     debug_assert_eq!(keep.len(), batch.num_rows());
     let kept = if keep.true_count() == batch.num_rows() { batch } else { filter_record_batch(&batch, &keep)? };
-    as_plain_lines(kept, line)
+    if plain {
+        as_plain_lines(kept, line)
+    } else {
+        Ok(kept)
+    }
 }
 
 /// `batch` with column `line` as `Utf8`: the lines copied out of their pages.
@@ -80,7 +85,7 @@ mod tests {
     #[test]
     fn keeps_the_rows_the_predicate_keeps_with_plain_lines() {
         for t in [DataType::Utf8, DataType::Utf8View] {
-            let out = apply(&HasX, batch(t.clone()), 1).unwrap();
+            let out = apply(&HasX, batch(t.clone()), 1, true).unwrap();
             assert_eq!(out.schema().field(1).data_type(), &DataType::Utf8, "from {t}");
             assert_eq!(out.column(0).as_primitive::<arrow::datatypes::UInt64Type>().values().to_vec(), vec![1, 4]);
             let lines: Vec<_> = out.column(1).as_string::<i32>().iter().collect();

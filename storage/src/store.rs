@@ -282,15 +282,6 @@ impl ScanPart {
         out
     }
 
-    /// The fingerprint of the one stream the part reads, when it is a piece of a chunk
-    /// part (see [`Self::pieces`]).
-    pub fn single_stream(&self) -> Option<u64> {
-        match &self.source {
-            PartSource::Chunk(c, ordinals, ..) if ordinals.len() == 1 => c.index.streams.get(ordinals[0]).map(|s| s.fp),
-            _ => None,
-        }
-    }
-
     /// Pieces of one chunk part (see [`Self::pieces`]) that follow each other in the file
     /// joined back into one part, so a group of them is read by one reader; the order of
     /// the rest is kept.
@@ -343,6 +334,8 @@ impl ScanPart {
         let pos = |c: usize| read.iter().position(|&r| r == c).expect("the column is read");
         let cut = filter.map(|f| (f, pos(crate::schema::IDX_STREAM), pos(crate::schema::IDX_TS)));
         let line = lines.is_some().then(|| pos(crate::schema::IDX_LINE));
+        // Lines nobody reads after the cut are not copied out of their pages.
+        let plain_lines = needs_entries || wanted.contains(&crate::schema::IDX_LINE);
         let entry = needs_entries.then(|| (pos(crate::schema::IDX_LINE), pos(crate::schema::IDX_METADATA)));
         let mut out: Vec<usize> = wanted.iter().map(|&c| pos(c)).collect();
         if let Some(f) = &mut self.fields {
@@ -355,7 +348,7 @@ impl ScanPart {
         Box::new(self.read(lines.is_some()).filter_map(move |b| {
             let b = b.and_then(|mut b| {
                 if let (Some(p), Some(line)) = (&lines, line) {
-                    b = line_predicate::apply(p.as_ref(), b, line)?;
+                    b = line_predicate::apply(p.as_ref(), b, line, plain_lines)?;
                 }
                 if let Some((f, stream, ts)) = cut.as_ref().filter(|_| b.num_rows() > 0) {
                     b = f.apply(b, *stream, *ts, entry)?;
