@@ -67,6 +67,7 @@ impl PieceQueue {
 
     /// The next pieces to read, joined where they follow each other in a file; `None`
     /// when no piece left can change the answer.
+    ///
     /// Paced: while the rows on their way through the pipeline should hold every entry
     /// still missing (at the rate seen so far), it waits for them to be looked at, a
     /// little at a time, so that the scan does not run far ahead of a slow pipeline.

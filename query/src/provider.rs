@@ -352,7 +352,7 @@ impl PartitionStream for PartStream {
                 let (parts, report): (Box<dyn Iterator<Item = SaltedPart> + Send>, _) = match parts {
                     PartSource::List(parts) => (Box::new(parts.into_iter()), None),
                     PartSource::Queue(q, reports) => {
-                        let ts = schema.index_of(COL_TS).ok().filter(|_| reports);
+                        let ts = schema.index_of(COL_TS).ok();
                         let tx = tx.clone();
                         // No more pieces once the query stopped reading.
                         (Box::new(std::iter::from_fn({
