@@ -155,8 +155,8 @@ impl Engine {
         self.scan_plan_on(table, log, start, end)
     }
 
-    /// The table a log expression reads: its selector, and the needles of its leading
-    /// line filters.
+    /// The table a log expression reads: its selector, and its leading line filters
+    /// (their needles for the needle index, and the filters the scan applies).
     fn log_table(&self, tenants: &[TenantId], log: &LogExpr) -> Result<LogTable, QueryError> {
         let pre = split_line_filters(&log.pipeline).0;
         let table = LogTable::new(self.store.clone(), tenants, log.selector.clone()).with_needles(needles(pre));
