@@ -539,11 +539,28 @@ impl FieldsCursor {
             let mut frame = vec![0; len];
             file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut frame)).map_err(io_err(index.path.display()))?;
             let bad = || StoreError::Corrupt { path: index.path.clone(), comment: format!("field columns: block {b} key {name} does not decode") };
-            let buf = zstd::bulk::decompress(&frame, raw).ok().filter(|d| d.len() == raw).ok_or_else(bad)?;
+            let buf = decompress_frame(&frame, raw).filter(|d| d.len() == raw).ok_or_else(bad)?;
             *text = decode_column(&buf, blk.rows as usize, spans).ok_or_else(bad)?;
         }
         Ok(())
     }
+}
+
+/// A frame of at most `raw` bytes, decompressed with this thread's context. A query reads
+/// a frame per block and key; a fresh context for each would ask the CPU for its features
+/// each time (`cpuid`, which traps to the hypervisor in a virtual machine).
+fn decompress_frame(frame: &[u8], raw: usize) -> Option<Vec<u8>> {
+    use std::cell::RefCell;
+    thread_local! {
+        static CONTEXT: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    }
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Decompressor::new().ok();
+        }
+        c.as_mut()?.decompress(frame, raw).ok()
+    })
 }
 
 /// Reads a column (see [`KeyColumn`]): its distinct values, checked to be UTF-8 once,
