@@ -10,6 +10,7 @@
 //! flush_max_bytes = "64MiB"     # flush heads to chunks at this size...
 //! flush_max_age = "10m"         # ...or when their oldest entry is this old
 //! out_of_order_window = "1h"    # accept entries this far behind a stream's newest
+//! index_cache_bytes = "64MiB"   # chunk footers and needle indexes kept in memory
 //!
 //! [limits]                      # every tenant; Loki's limits_config names (README)
 //! max_entries_limit_per_query = 5000
@@ -74,6 +75,8 @@ pub struct StorageSection {
     pub flush_max_age: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub out_of_order_window: Duration,
+    #[serde(deserialize_with = "de_size")]
+    pub index_cache_bytes: u64,
 }
 
 impl Default for StorageSection {
@@ -84,6 +87,7 @@ impl Default for StorageSection {
             flush_max_bytes: d.flush_max_bytes as u64,
             flush_max_age: d.flush_max_age,
             out_of_order_window: d.out_of_order_window,
+            index_cache_bytes: d.index_cache_bytes,
         }
     }
 }
@@ -192,6 +196,7 @@ impl ServerConfig {
         store.flush_max_bytes = usize::try_from(file.storage.flush_max_bytes).unwrap_or(usize::MAX);
         store.flush_max_age = file.storage.flush_max_age;
         store.out_of_order_window = file.storage.out_of_order_window;
+        store.index_cache_bytes = file.storage.index_cache_bytes;
         store.delete_compiler = Some(silt_query::delete::delete_compiler());
         let limits = TenantLimits::from_tables(&file.limits, &file.overrides)?;
         let auth = Arc::new(Auth::new(file.auth_enabled, file.multi_tenant_queries_enabled, &file.auth)?);

@@ -106,6 +106,8 @@ impl Metrics {
         histogram(&mut out, "silt_flush_duration_seconds", "", &sm.flush);
         header(&mut out, "silt_flushed_rows_total", "counter", "Rows written to chunks by flushes.");
         let _ = writeln!(out, "silt_flushed_rows_total {}", sm.flushed_rows.load(Ordering::Relaxed));
+        header(&mut out, "silt_index_cache_bytes", "gauge", "Bytes of chunk footers, needle indexes and field directories held in memory.");
+        let _ = writeln!(out, "silt_index_cache_bytes {}", store.index_cache_bytes());
         header(&mut out, "loki_querier_tail_active", "gauge", "Number of active tailers.");
         let _ = writeln!(out, "loki_querier_tail_active {}", self.tail_active.load(Ordering::Relaxed));
         out

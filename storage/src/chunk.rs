@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::OnceLock;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
@@ -30,6 +29,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use roaring::RoaringBitmap;
 
+use crate::chunk_cache::ChunkCache;
 use crate::codec::{put_uvarint, seal, unseal};
 use crate::error::{io_err, Result, StoreError};
 use crate::head::{BatchBuilder, HeadStream};
@@ -136,36 +136,34 @@ pub struct Chunk {
     /// Set when a manifest swap removed the chunk: its files go when the last reader
     /// drops it, so a query that started before the swap still reads it.
     retired: AtomicBool,
-    /// The needle index, read on first use (`None`: the chunk has none).
-    needles: OnceLock<Option<NeedleIndex>>,
-    /// The Parquet footer and page indexes, parsed on first read and kept: a chunk never
-    /// changes once written.
-    footer: OnceLock<ArrowReaderMetadata>,
-    /// The field-column directory, read on first use (`None`: the chunk has none).
-    fields: OnceLock<Option<Arc<FieldsIndex>>>,
+    /// Where its footer, needle index and field directory are kept once read, under
+    /// `cache_id`: a chunk never changes once written.
+    cache: Arc<ChunkCache>,
+    cache_id: u64,
 }
 
 impl Chunk {
-    fn new(meta: ChunkMeta, index: ChunkIndex, path: PathBuf, needles: Option<NeedleIndex>) -> Chunk {
-        let cell = OnceLock::new();
-        if needles.is_some() {
-            let _ = cell.set(needles);
-        }
-        Chunk { meta, index, path, retired: AtomicBool::new(false), needles: cell, footer: OnceLock::new(), fields: OnceLock::new() }
+    fn new(meta: ChunkMeta, index: ChunkIndex, path: PathBuf, cache: &Arc<ChunkCache>) -> Chunk {
+        Chunk { meta, index, path, retired: AtomicBool::new(false), cache: cache.clone(), cache_id: cache.new_id() }
     }
 
     pub(crate) fn retire(&self) {
         self.retired.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// The chunk's needle index, if it has one (read from disk once).
-    pub fn needle_index(&self) -> Option<&NeedleIndex> {
-        self.needles.get_or_init(|| NeedleIndex::load(&needle_path(&self.path))).as_ref()
+    /// The chunk's needle index, if it has one (read from disk unless cached).
+    pub fn needle_index(&self) -> Option<Arc<NeedleIndex>> {
+        self.cache.needles(self.cache_id, || NeedleIndex::load(&needle_path(&self.path)))
     }
 
-    /// The chunk's field-column directory, if it has one (read from disk once).
+    /// The chunk's field-column directory, if it has one (read from disk unless cached).
     fn fields_index(&self) -> Option<Arc<FieldsIndex>> {
-        self.fields.get_or_init(|| FieldsIndex::load(&self.path, self.meta.rows).map(Arc::new)).clone()
+        self.cache.fields(self.cache_id, || FieldsIndex::load(&self.path, self.meta.rows))
+    }
+
+    /// The Parquet footer and page indexes of `file`, this chunk's (parsed unless cached).
+    fn footer(&self, file: &File) -> Result<ArrowReaderMetadata> {
+        self.cache.footer(self.cache_id, || Ok(ArrowReaderMetadata::load(file, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional))?))
     }
 }
 
@@ -182,6 +180,7 @@ pub(crate) fn companion_paths(parquet: &Path) -> [PathBuf; 2] {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
+        self.cache.remove(self.cache_id);
         if self.retired.load(std::sync::atomic::Ordering::Acquire) {
             let idx = self.path.with_extension("idx");
             for p in companion_paths(&self.path) {
@@ -256,7 +255,7 @@ fn writer_properties(zstd_level: i32) -> Result<WriterProperties> {
 
 /// Writes a chunk's Parquet and index files from head streams and fsyncs them (and their
 /// directory). The chunk becomes live only when a manifest names it.
-pub(crate) fn write_chunk(tenant_dir: &Path, id: String, day: String, mut rows: Vec<StreamRows<'_>>, batch_rows: usize) -> Result<Chunk> {
+pub(crate) fn write_chunk(tenant_dir: &Path, id: String, day: String, mut rows: Vec<StreamRows<'_>>, batch_rows: usize, cache: &Arc<ChunkCache>) -> Result<Chunk> {
     rows.retain(|r| !r.positions.is_empty());
     rows.sort_by_key(|r| r.stream.fp);
     let labels: std::collections::HashMap<u64, &Labels> = rows.iter().map(|r| (r.stream.fp, &r.stream.labels)).collect();
@@ -274,7 +273,7 @@ pub(crate) fn write_chunk(tenant_dir: &Path, id: String, day: String, mut rows: 
     if builder.len() > 0 {
         w.write(&builder.finish(None), label_of)?;
     }
-    w.finish()?.ok_or_else(|| StoreError::InvalidInput("a chunk needs at least one entry".into()))
+    w.finish(cache)?.ok_or_else(|| StoreError::InvalidInput("a chunk needs at least one entry".into()))
 }
 
 /// Writes one chunk from record batches (full [`log_schema`]) that arrive sorted by
@@ -399,7 +398,7 @@ impl ChunkWriter {
     }
 
     /// Closes and fsyncs both files; `None` (and no files) when no row was written.
-    pub fn finish(self) -> Result<Option<Chunk>> {
+    pub fn finish(self, cache: &Arc<ChunkCache>) -> Result<Option<Chunk>> {
         let ChunkWriter { mut meta, pq_path, idx_path, mut writer, index, needles, fields } = self;
         let needles = needles.finish();
         // Every row group out and through the writer's buffer: the checksum covers them all.
@@ -431,7 +430,10 @@ impl ChunkWriter {
             .map_err(io_err(idx_path.display()))?;
         needles.store(&needle_path(&pq_path))?;
         crate::wal::sync_dir(pq_path.parent().expect("chunk path has a parent"))?;
-        Ok(Some(Chunk::new(meta, index, pq_path, Some(needles))))
+        // The needle index is not kept: a query reads it when it needs it. Under a steady
+        // stream of pushes, keeping each flush's would fill the cache with indexes no
+        // query has asked for.
+        Ok(Some(Chunk::new(meta, index, pq_path, cache)))
     }
 }
 
@@ -455,12 +457,12 @@ pub(crate) fn decode_stream_labels(value: &str) -> HashMap<u64, Labels> {
 }
 
 /// Opens a live chunk named by a manifest: reads and checks its index.
-pub(crate) fn open_chunk(tenant_dir: &Path, meta: ChunkMeta) -> Result<Chunk> {
+pub(crate) fn open_chunk(tenant_dir: &Path, meta: ChunkMeta, cache: &Arc<ChunkCache>) -> Result<Chunk> {
     let (pq_path, idx_path) = chunk_paths(tenant_dir, &meta);
     let buf = fs::read(&idx_path).map_err(io_err(idx_path.display()))?;
     let index = ChunkIndex::decode(&buf)
         .ok_or_else(|| StoreError::Corrupt { path: idx_path.clone(), comment: "chunk index fails its checksum or does not parse".into() })?;
-    Ok(Chunk::new(meta, index, pq_path, None))
+    Ok(Chunk::new(meta, index, pq_path, cache))
 }
 
 impl Chunk {
@@ -541,13 +543,7 @@ impl Chunk {
         line_views: bool,
     ) -> Result<ChunkScan> {
         let file = File::open(&self.path).map_err(io_err(self.path.display()))?;
-        let footer = match self.footer.get() {
-            Some(f) => f.clone(),
-            None => {
-                let f = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional))?;
-                self.footer.get_or_init(|| f).clone()
-            }
-        };
+        let footer = self.footer(&file)?;
         let ranges = self.row_ranges_in(ordinals, blocks, window);
         let needs_ts_filter = ordinals.iter().any(|&i| {
             let s = &self.index.streams[i];
@@ -834,7 +830,7 @@ mod tests {
             w.write(&batch(&rows), labels).unwrap();
             written += size;
         }
-        let chunk = w.finish().unwrap().unwrap();
+        let chunk = w.finish(&Arc::new(ChunkCache::new(1 << 20))).unwrap().unwrap();
         let file = File::open(&chunk.path).unwrap();
         let reader = SerializedFileReader::new_with_options(file, ReadOptionsBuilder::new().with_page_index().build()).unwrap();
         let md = reader.metadata();
@@ -860,7 +856,7 @@ mod tests {
         let labels = |fp: u64| Some(Labels::from_pairs([("s", fp.to_string())]).unwrap());
         let mut w = ChunkWriter::create(dir.path(), "c".into(), "2026-01-01".into(), 9).unwrap();
         w.write(&batch(&[(1, 1), (1, 2), (2, 3)]), labels).unwrap();
-        let chunk = w.finish().unwrap().unwrap();
+        let chunk = w.finish(&Arc::new(ChunkCache::new(1 << 20))).unwrap().unwrap();
         let reader = SerializedFileReader::new(File::open(&chunk.path).unwrap()).unwrap();
         for column in reader.metadata().row_group(0).columns() {
             // (A file does not record the zstd level.)

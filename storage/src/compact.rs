@@ -18,6 +18,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::compute::concat_batches;
@@ -25,6 +26,7 @@ use arrow::datatypes::{Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::chunk::{Chunk, ChunkRef, ChunkScan, ChunkWriter};
+use crate::chunk_cache::ChunkCache;
 use crate::error::Result;
 use crate::labels::Labels;
 use crate::schema::{log_schema, IDX_LINE, IDX_METADATA, IDX_STREAM, IDX_TS};
@@ -69,6 +71,7 @@ fn key(b: &RecordBatch, i: usize) -> (u64, i64) {
 
 /// Merges `inputs` (chunks of one day) into new chunks of about `target_bytes` each under
 /// `tenant_dir`, keeping only the rows `filter` keeps. `new_id` names each output.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn merge(
     tenant_dir: &Path,
     inputs: &[ChunkRef],
@@ -76,6 +79,7 @@ pub(crate) fn merge(
     target_bytes: u64,
     batch_rows: usize,
     zstd_level: i32,
+    cache: &Arc<ChunkCache>,
     mut new_id: impl FnMut() -> String,
 ) -> Result<(Vec<Chunk>, MergeStats)> {
     let Some(day) = inputs.first().map(|c| c.meta.day.clone()) else { return Ok((Vec::new(), MergeStats::default())) };
@@ -126,7 +130,7 @@ pub(crate) fn merge(
         let full = writer.as_ref().is_some_and(|w| w.rows() >= rows_per_output);
         if full || last {
             if let Some(w) = writer.take() {
-                out.extend(w.finish()?);
+                out.extend(w.finish(cache)?);
             }
         }
         Ok(())

@@ -25,6 +25,11 @@ pub struct StoreConfig {
     pub out_of_order_window: Duration,
     /// Rows per Arrow record batch produced by scans and flushes.
     pub batch_rows: usize,
+    /// Memory for chunks' Parquet footers, needle indexes and field directories, kept
+    /// once read (the least used go first). Needle indexes are about 1.5% of the raw log
+    /// text, so the default holds them for some 4 GB of logs; beyond that, queries
+    /// over older data read them again.
+    pub index_cache_bytes: u64,
     /// Compiles delete requests' LogQL (given by the query layer); without one, delete
     /// requests cannot be made or loaded.
     pub delete_compiler: Option<DeleteCompiler>,
@@ -40,6 +45,7 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(10 * 60),
             out_of_order_window: Duration::from_secs(3600),
             batch_rows: 8192,
+            index_cache_bytes: 64 << 20,
             delete_compiler: None,
         }
     }

@@ -372,6 +372,18 @@ impl FieldsIndex {
         Some(FieldsIndex { path, blocks: blocks? })
     }
 
+    /// Bytes it takes in memory.
+    pub(crate) fn memory_size(&self) -> usize {
+        let block = |b: &Block| {
+            let bits = match &b.exact {
+                Exact::Bits(v) => v.len(),
+                _ => 0,
+            };
+            std::mem::size_of::<Block>() + bits + b.keys.iter().map(|(name, _)| std::mem::size_of::<(Box<str>, Column)>() + name.len()).sum::<usize>()
+        };
+        std::mem::size_of::<Self>() + self.path.as_os_str().len() + self.blocks.iter().map(block).sum::<usize>()
+    }
+
     /// The footer: the frames' length and CRC, and the blocks, which must cover the
     /// chunk's `rows` (full blocks but the last) with frames inside the frames' length.
     fn decode(buf: &[u8], rows: u64) -> Option<(u64, u32, Vec<Block>)> {

@@ -32,6 +32,7 @@
 
 mod check;
 pub mod chunk;
+mod chunk_cache;
 pub mod codec;
 mod compact;
 mod config;
@@ -57,6 +58,7 @@ mod schema;
 mod store;
 pub mod tail;
 mod tenant;
+mod trim;
 mod visibility;
 pub mod wal;
 

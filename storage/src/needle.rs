@@ -297,6 +297,11 @@ impl NeedleIndex {
         self.blocks.iter().map(|b| b.words.len() * 8).sum()
     }
 
+    /// Bytes it takes in memory.
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.blocks.iter().map(|b| std::mem::size_of::<Bloom>() + b.words.len() * 8).sum::<usize>()
+    }
+
     /// The earliest and latest timestamps of block `b`'s rows.
     pub fn block_time(&self, b: usize) -> Option<(i64, i64)> {
         self.blocks.get(b).map(|b| (b.min_ts, b.max_ts))

@@ -17,6 +17,7 @@ use arrow::record_batch::RecordBatch;
 use roaring::RoaringBitmap;
 
 use crate::chunk::{self, Chunk, ChunkRef, StreamRows};
+use crate::chunk_cache::ChunkCache;
 use crate::deletes::{self, LiveDelete};
 use crate::retention::{RetentionConfig, RetentionPolicy};
 use crate::visibility::{Liveness, RowFilter};
@@ -63,6 +64,8 @@ struct Inner {
     last_sealed: AtomicU64,
     tenants: RwLock<BTreeMap<TenantId, Arc<Tenant>>>,
     chunk_seq: AtomicU64,
+    /// Chunk footers, needle indexes and field directories, within `cfg.index_cache_bytes`.
+    cache: Arc<ChunkCache>,
     metrics: Arc<StoreMetrics>,
     tails: Arc<TailRegistry>,
     retention: RwLock<Arc<RetentionConfig>>,
@@ -405,7 +408,8 @@ impl Store {
             Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { dir }),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(lock_path.display())(e)),
         }
-        let mut tenants = load_tenants(&dir, true, cfg.delete_compiler.as_ref())?;
+        let cache = Arc::new(ChunkCache::new(cfg.index_cache_bytes));
+        let mut tenants = load_tenants(&dir, true, cfg.delete_compiler.as_ref(), &cache)?;
         let wal_dir = dir.join("wal");
         let replayed = replay_wal(&wal_dir, &mut tenants, true)?;
         let metrics = Arc::new(StoreMetrics::default());
@@ -420,7 +424,7 @@ impl Store {
         if let Err(e) = wal.remove(&replayed.spent) {
             tracing::warn!(error = %e, "could not delete spent WAL segments");
         }
-        Ok(Store::from_parts(cfg, Some(wal), Some(lock), tenants, metrics))
+        Ok(Store::from_parts(cfg, Some(wal), Some(lock), tenants, cache, metrics))
     }
 
     /// Opens a data directory read-only, for example while a server runs on it: loads the
@@ -433,14 +437,15 @@ impl Store {
             return Err(StoreError::InvalidInput(format!("{} is not a silt data directory", dir.display())));
         }
         let mut last_err = None;
+        let cache = Arc::new(ChunkCache::new(cfg.index_cache_bytes));
         for _ in 0..5 {
-            let mut tenants = load_tenants(&dir, false, cfg.delete_compiler.as_ref())?;
+            let mut tenants = load_tenants(&dir, false, cfg.delete_compiler.as_ref(), &cache)?;
             match replay_wal(&dir.join("wal"), &mut tenants, false) {
                 Ok(_) => {
                     let again = load_checkpoints(&dir)?;
                     let stable = tenants.iter().all(|(id, t)| again.get(id).copied().unwrap_or(0) == t.state.read().unwrap().checkpoint);
                     if stable {
-                        return Ok(Store::from_parts(cfg, None, None, tenants, Arc::default()));
+                        return Ok(Store::from_parts(cfg, None, None, tenants, cache, Arc::default()));
                     }
                 }
                 Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -450,7 +455,7 @@ impl Store {
         Err(last_err.unwrap_or_else(|| StoreError::InvalidInput("the data directory kept changing while it was read; try again".into())))
     }
 
-    fn from_parts(cfg: StoreConfig, wal: Option<Wal>, lock: Option<File>, tenants: BTreeMap<TenantId, Arc<Tenant>>, metrics: Arc<StoreMetrics>) -> Store {
+    fn from_parts(cfg: StoreConfig, wal: Option<Wal>, lock: Option<File>, tenants: BTreeMap<TenantId, Arc<Tenant>>, cache: Arc<ChunkCache>, metrics: Arc<StoreMetrics>) -> Store {
         let retention = load_retention(&cfg.data_dir);
         Store {
             inner: Arc::new(Inner {
@@ -462,6 +467,7 @@ impl Store {
                 last_sealed: AtomicU64::new(0),
                 tenants: RwLock::new(tenants),
                 chunk_seq: AtomicU64::new(0),
+                cache,
                 metrics,
                 tails: Arc::default(),
                 retention: RwLock::new(Arc::new(retention)),
@@ -743,6 +749,12 @@ impl Store {
         &self.inner.metrics
     }
 
+    /// Bytes of chunk footers, needle indexes and field directories held in memory
+    /// (at most `index_cache_bytes`).
+    pub fn index_cache_bytes(&self) -> u64 {
+        self.inner.cache.bytes()
+    }
+
     /// Per tenant: live chunks, their bytes on disk, and active streams.
     pub fn tenant_overview(&self) -> Vec<(TenantId, usize, u64, usize)> {
         let tenants: Vec<Arc<Tenant>> = self.inner.tenants.read().unwrap().values().cloned().collect();
@@ -1016,7 +1028,7 @@ fn flush_tenant(inner: &Inner, t: &Tenant, frozen: &[Arc<Head>]) -> Result<Vec<C
         }
         for (day, rows) in days {
             let day_str = chrono::DateTime::from_timestamp_nanos(day * NANOS_PER_DAY).format("%Y-%m-%d").to_string();
-            new_chunks.push(chunk::write_chunk(&t.dir, inner.next_chunk_id(), day_str, rows, inner.cfg.batch_rows)?);
+            new_chunks.push(chunk::write_chunk(&t.dir, inner.next_chunk_id(), day_str, rows, inner.cfg.batch_rows, &inner.cache)?);
         }
     }
     Ok(new_chunks)
@@ -1108,14 +1120,14 @@ fn tenant_dirs(dir: &Path) -> Result<Vec<(TenantId, PathBuf)>> {
 
 /// Loads every tenant's manifest and chunk indexes. When `cleanup`, deletes chunk files no
 /// manifest names (left by a flush that crashed before its manifest swap).
-fn load_tenants(dir: &Path, cleanup: bool, compiler: Option<&deletes::DeleteCompiler>) -> Result<BTreeMap<TenantId, Arc<Tenant>>> {
+fn load_tenants(dir: &Path, cleanup: bool, compiler: Option<&deletes::DeleteCompiler>, cache: &Arc<ChunkCache>) -> Result<BTreeMap<TenantId, Arc<Tenant>>> {
     let mut out = BTreeMap::new();
     for (id, tdir) in tenant_dirs(dir)? {
         let manifest = Manifest::load(&tdir)?.unwrap_or_default();
         let mut state = TenantState { checkpoint: manifest.wal_checkpoint, ..Default::default() };
         let mut live = BTreeSet::new();
         for meta in manifest.chunks {
-            let c = chunk::open_chunk(&tdir, meta)?;
+            let c = chunk::open_chunk(&tdir, meta, cache)?;
             let (pq, idx) = chunk::chunk_paths(&tdir, &c.meta);
             live.extend(chunk::companion_paths(&pq));
             live.insert(pq);

@@ -25,7 +25,20 @@ fn read(store: &Store, t: &TenantId, needles: Vec<Vec<String>>, want: &str) -> (
 #[tokio::test]
 async fn needles_skip_blocks_and_never_miss() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let store = needles_at_work(StoreConfig::new(dir.path())).await;
+    assert!(store.index_cache_bytes() > 0, "the indexes read are kept");
+}
+
+/// With no memory for indexes, each query reads the needle index again: still used.
+#[tokio::test]
+async fn needles_work_with_nothing_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = needles_at_work(StoreConfig { index_cache_bytes: 0, ..StoreConfig::new(dir.path()) }).await;
+    assert_eq!(store.index_cache_bytes(), 0);
+}
+
+async fn needles_at_work(cfg: StoreConfig) -> Store {
+    let store = Store::open(cfg).unwrap();
     let t: TenantId = "acme".parse().unwrap();
     let t0 = 1_768_518_000_000_000_000i64;
     let n = 40_000;
@@ -60,6 +73,7 @@ async fn needles_skip_blocks_and_never_miss() {
         store.maintain(MaintainOptions::default()).await.unwrap();
         assert_eq!(store.stats(&t).chunks, 1, "one day, merged");
     }
+    store
 }
 
 #[tokio::test]

@@ -71,6 +71,7 @@ async fn defaults_discover_service_name_and_level_and_reject_old_samples() {
         r#"loki_request_duration_seconds_count{method="POST",route="loki_api_v1_push",status_code="400",ws="false"} 1"#,
         r#"loki_ingester_memory_streams{tenant="acme"} 3"#,
         "# TYPE silt_wal_fsync_duration_seconds histogram",
+        "# TYPE silt_index_cache_bytes gauge",
     ] {
         assert!(metrics.contains(want), "{want} missing from\n{metrics}");
     }

@@ -110,7 +110,9 @@ impl Store {
         }
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            store.tenants_list().iter().map(|t| store.maintain_tenant(t, &opts)).collect::<Result<Vec<_>>>()
+            let done = store.tenants_list().iter().map(|t| store.maintain_tenant(t, &opts)).collect::<Result<Vec<_>>>();
+            crate::trim::release_free_memory();
+            done
         })
         .await
         .map_err(|e| StoreError::Io { context: "maintenance task".into(), source: std::io::Error::other(e.to_string()) })?
@@ -185,7 +187,7 @@ impl Store {
                         filter.add_delete(d.clone(), streams.iter().filter(|(_, l)| d.matches_stream(l)).map(|(fp, l)| (*fp, l.clone())).collect());
                     }
                 }
-                let (out, stats) = compact::merge(&t.dir, &group, &filter, opts.target_chunk_bytes, self.inner.cfg.batch_rows, opts.zstd_level, || self.inner.next_chunk_id())?;
+                let (out, stats) = compact::merge(&t.dir, &group, &filter, opts.target_chunk_bytes, self.inner.cfg.batch_rows, opts.zstd_level, &self.inner.cache, || self.inner.next_chunk_id())?;
                 crate::failpoint::hit("compact-after-write");
                 report.chunks_rewritten += group.len();
                 report.chunks_written += out.len();
