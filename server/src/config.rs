@@ -211,12 +211,13 @@ mod tests {
     #[test]
     fn full_example_parses_and_unknown_keys_are_named() {
         let c: FileConfig = toml::from_str(
-            "data_dir = \"/x\"\n[storage]\nflush_max_bytes = \"32MiB\"\nflush_max_age = \"5m\"\n[limits]\nmax_entries_limit_per_query = 10\n",
+            "data_dir = \"/x\"\n[storage]\nflush_max_bytes = \"32MiB\"\nflush_max_age = \"5m\"\nindex_cache_bytes = \"8MiB\"\n[limits]\nmax_entries_limit_per_query = 10\n",
         )
         .unwrap();
         let r = ServerConfig::resolve(c, None, Some("0.0.0.0:1".into())).unwrap();
         assert_eq!(r.store.flush_max_bytes, 32 << 20);
         assert_eq!(r.store.flush_max_age, Duration::from_secs(300));
+        assert_eq!(r.store.index_cache_bytes, 8 << 20);
         assert_eq!(r.listen, "0.0.0.0:1");
         assert_eq!(r.limits.defaults().max_entries_limit_per_query, 10);
         let e = toml::from_str::<FileConfig>("[storage]\nwal_fsync = true\n").unwrap_err().to_string();
