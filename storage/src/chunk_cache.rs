@@ -68,7 +68,8 @@ impl ChunkCache {
     /// that needs it, never kept).
     pub fn new(bytes: u64) -> ChunkCache {
         // One shard: the budget is split between shards, and one compacted chunk's needle
-        // index can be a sizeable part of it. Lookups are a few per chunk and query.
+        // index can be a sizeable part of it. A lookup (one or two per piece of a chunk a
+        // query reads) takes the shard's lock shared, so readers do not wait on each other.
         let options = OptionsBuilder::new()
             .shards(1)
             .estimated_items_capacity(1024)

@@ -299,7 +299,7 @@ impl NeedleIndex {
 
     /// Bytes it takes in memory.
     pub fn memory_size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.blocks.iter().map(|b| std::mem::size_of::<Bloom>() + b.words.len() * 8).sum::<usize>()
+        std::mem::size_of::<Self>() + self.blocks.len() * std::mem::size_of::<Bloom>() + self.size()
     }
 
     /// The earliest and latest timestamps of block `b`'s rows.
