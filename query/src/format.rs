@@ -167,14 +167,31 @@ fn humanize_bytes(b: u64) -> String {
     }
 }
 
+/// Go's `strconv.ParseFloat(s, 64)` for what label values hold: decimal forms (no
+/// surrounding spaces), `Inf`/`Infinity`/`NaN` in any case, with Go's error text.
+pub fn parse_float_go(s: &str) -> Result<f64, String> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let special = ["inf", "infinity", "nan"].iter().any(|w| body.eq_ignore_ascii_case(w));
+    let plain = !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    match (special || plain).then(|| s.parse::<f64>().ok()).flatten() {
+        Some(v) if v.is_infinite() && !special => Err(format!("strconv.ParseFloat: parsing {s:?}: value out of range")),
+        Some(v) => Ok(v),
+        None => Err(format!("strconv.ParseFloat: parsing {s:?}: invalid syntax")),
+    }
+}
+
 /// `humanize.ParseBytes`: `5MB`, `1.5KiB`, `10gb`, `5k`, `42`; case-insensitive; `k`/`kb`
 /// are 1000 and `kib` 1024.
 pub fn parse_bytes(s: &str) -> Option<u64> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    if split == 0 {
-        return None;
-    }
-    let n: f64 = s[..split].parse().ok()?;
+    parse_bytes_go(s).ok()
+}
+
+/// go-humanize's `ParseBytes`, errors included: the leading digits (with `.` and `,`),
+/// then a unit after optional spaces (`kb`, `KiB`, `M`..., any case).
+pub fn parse_bytes_go(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',')).unwrap_or(s.len());
+    let num = s[..split].replace(',', "");
+    let n: f64 = num.parse().map_err(|_| format!("strconv.ParseFloat: parsing {num:?}: invalid syntax"))?;
     let unit = s[split..].trim().to_ascii_lowercase();
     let mult: f64 = match unit.as_str() {
         "" | "b" => 1.0,
@@ -183,15 +200,20 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         "g" | "gb" => 1e9,
         "t" | "tb" => 1e12,
         "p" | "pb" => 1e15,
+        "e" | "eb" => 1e18,
         "ki" | "kib" => 1024.0,
         "mi" | "mib" => 1024f64.powi(2),
         "gi" | "gib" => 1024f64.powi(3),
         "ti" | "tib" => 1024f64.powi(4),
         "pi" | "pib" => 1024f64.powi(5),
-        _ => return None,
+        "ei" | "eib" => 1024f64.powi(6),
+        _ => return Err(format!("unhandled size name: {unit}")),
     };
     let v = n * mult;
-    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+    if v >= u64::MAX as f64 {
+        return Err(format!("too large: {s}"));
+    }
+    Ok(v as u64)
 }
 
 #[cfg(test)]
@@ -216,6 +238,11 @@ mod tests {
             assert_eq!(float_go(v), s, "{v}");
         }
         assert_eq!(float_plain(0.99), "0.99");
+        assert_eq!(parse_float_go("4e2"), Ok(400.0));
+        assert_eq!(parse_float_go("-Inf"), Ok(f64::NEG_INFINITY));
+        assert_eq!(parse_float_go(" 5"), Err("strconv.ParseFloat: parsing \" 5\": invalid syntax".into()));
+        assert!(parse_float_go("1e999").unwrap_err().ends_with("value out of range"));
+        assert!(parse_float_go("").is_err() && parse_float_go("0x10").is_err());
         assert_eq!(float_plain(1e21), "1000000000000000000000");
     }
 

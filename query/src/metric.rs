@@ -765,10 +765,9 @@ fn set(labels: &mut Vec<(String, String)>, name: &str, value: &str) {
 /// Unwrap conversions: a float, `bytes()` (humanized sizes), `duration()` and
 /// `duration_seconds()` (Go durations, in seconds).
 fn convert(conv: UnwrapConv, raw: &str) -> Result<f64, String> {
-    let raw = raw.trim();
     match conv {
-        UnwrapConv::None => raw.parse::<f64>().map_err(|_| format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax")),
-        UnwrapConv::Bytes => crate::format::parse_bytes(raw).map(|b| b as f64).ok_or_else(|| format!("strconv.ParseFloat: parsing {raw:?}: invalid syntax")),
+        UnwrapConv::None => crate::format::parse_float_go(raw),
+        UnwrapConv::Bytes => crate::format::parse_bytes_go(raw).map(|b| b as f64),
         UnwrapConv::Duration | UnwrapConv::DurationSeconds => crate::duration::parse_go_duration(raw)
             .map(|ns| ns as f64 / 1e9)
             .ok_or_else(|| format!("time: invalid duration {raw:?}")),

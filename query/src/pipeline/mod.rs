@@ -349,7 +349,8 @@ impl Pipeline {
                 Stage::Decolorize => Step::Decolorize(ansi_regex()),
                 Stage::LineFormat(t) => Step::LineFormat(template::LineTemplate::compile(t).map_err(QueryError::BadRequest)?),
                 Stage::LabelFormat(fmts) => Step::LabelFormat(
-                    fmts.iter()
+                    check_label_formats(fmts)?
+                        .iter()
                         .map(|f| match f {
                             crate::ast::LabelFmt::Rename { dst, src } => Ok((dst.clone(), LabelFmtStep::Rename(src.clone()))),
                             crate::ast::LabelFmt::Template { dst, template } => {
@@ -525,18 +526,25 @@ impl Pipeline {
                     Err(e) => labels.set_error("TemplateFormatErr", Some(&e)),
                 },
                 Step::LabelFormat(fmts) => {
+                    // As in Loki, every template of one stage sees the labels as they were
+                    // when the stage's first template ran, not what earlier ones set.
+                    let mut data: Option<Vec<(String, String)>> = None;
                     for (dst, f) in fmts {
                         match f {
                             LabelFmtStep::Rename(src) => {
+                                // Set, then delete the source: `a=a` removes `a`, as in Loki.
                                 if let Some(v) = labels.get(src).map(str::to_string) {
-                                    labels.retain(|n, _| n != src);
                                     labels.set(dst, &v, Origin::Parsed);
+                                    labels.retain(|n, _| n != src);
                                 }
                             }
-                            LabelFmtStep::Template(t) => match t.render(labels.iter(), &line, ts) {
-                                Ok(v) => labels.set(dst, &v, Origin::Parsed),
-                                Err(e) => labels.set_error("TemplateFormatErr", Some(&e)),
-                            },
+                            LabelFmtStep::Template(t) => {
+                                let data = data.get_or_insert_with(|| labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+                                match t.render(data.iter().map(|(k, v)| (k.as_str(), v.as_str())), &line, ts) {
+                                    Ok(v) => labels.set(dst, &v, Origin::Parsed),
+                                    Err(e) => labels.set_error("TemplateFormatErr", Some(&e)),
+                                }
+                            }
                         }
                     }
                 }
@@ -544,6 +552,25 @@ impl Pipeline {
         }
         Some((line, labels))
     }
+}
+
+/// Loki's rules for one `label_format` stage: `__error__` cannot be set, and a label may
+/// be named once.
+fn check_label_formats(fmts: &[crate::ast::LabelFmt]) -> Result<&[crate::ast::LabelFmt], QueryError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for f in fmts {
+        let dst = match f {
+            crate::ast::LabelFmt::Rename { dst, .. } | crate::ast::LabelFmt::Template { dst, .. } => dst.as_str(),
+        };
+        if dst == ERROR_LABEL {
+            return Err(QueryError::BadRequest(format!("{ERROR_LABEL} cannot be formatted")));
+        }
+        if seen.contains(&dst) {
+            return Err(QueryError::BadRequest(format!("multiple label name '{dst}' not allowed in a single format operation")));
+        }
+        seen.push(dst);
+    }
+    Ok(fmts)
 }
 
 /// The key/value pairs a parser found in one line, kept aside until the line is done.
@@ -694,19 +721,19 @@ fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<Str
         },
         LabelFilter::Number { name, op, value } => typed(
             name,
-            &|v| v.trim().parse::<f64>().map_err(|_| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax")),
+            &crate::format::parse_float_go,
             *op,
             *value,
         ),
         LabelFilter::Duration { name, op, value } => typed(
             name,
-            &|v| crate::duration::parse_go_duration(v.trim()).map(|d| d as f64).ok_or_else(|| format!("time: invalid duration {v:?}")),
+            &|v| crate::duration::parse_go_duration(v).map(|d| d as f64).ok_or_else(|| format!("time: invalid duration {v:?}")),
             *op,
             *value as f64,
         ),
         LabelFilter::Bytes { name, op, value } => typed(
             name,
-            &|v| crate::format::parse_bytes(v.trim()).map(|b| b as f64).ok_or_else(|| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax")),
+            &|v| crate::format::parse_bytes_go(v).map(|b| b as f64),
             *op,
             *value as f64,
         ),

@@ -89,11 +89,20 @@ fn line_and_label_format() {
     let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{.level | ToUpper}} {{.msg}} {{ __line__ | trunc 5 }} {{ __timestamp__ | unixEpochMillis }}""#, "level=info msg=hi", &[("a", "b")], &[]).unwrap();
     assert_eq!(line, "INFO hi level 1700000000123");
     let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{ printf \"%-6s|%5s|%s|%03d\" .m .s .p .n }}""#, "m=GET s=304 p=/x n=7", &[("a", "b")], &[]).unwrap();
-    assert_eq!(line, "GET   |  304|/x|007");
+    // Label values are strings, so `%d` refuses them as Go does; `int` converts.
+    assert_eq!(line, "GET   |  304|/x|%!d(string=7)");
+    let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{ printf \"%03d\" (int .n) }}""#, "n=7", &[("a", "b")], &[]).unwrap();
+    assert_eq!(line, "007");
     let (line, _) = run(r#"{a="b"} | logfmt | line_format "{{ .missing | default \"none\" }}""#, "x=1", &[("a", "b")], &[]).unwrap();
     assert_eq!(line, "none");
     let (_, l) = run(r#"{a="b"} | logfmt | label_format lvl=level, who="{{.user}}@{{.a}}""#, "level=warn user=bob", &[("a", "b")], &[]).unwrap();
     assert_eq!(l, pairs(&[("a", "b"), ("lvl", "warn"), ("user", "bob"), ("who", "bob@b")]));
+    // Loki's quirks: renaming a label to itself removes it, and a stage's templates all
+    // see the labels from before the stage.
+    let (_, l) = run(r#"{a="b"} | logfmt | label_format user=user"#, "user=bob", &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b")]));
+    let (_, l) = run(r#"{a="b"} | label_format foo="{{.a}}-x", bar="{{.foo}}""#, "x", &[("a", "b")], &[]).unwrap();
+    assert_eq!(l, pairs(&[("a", "b"), ("bar", ""), ("foo", "b-x")]));
     // line_format is a barrier: a later line filter sees the new line.
     assert!(run(r#"{a="b"} | logfmt | line_format "{{.q}}" |= "payments""#, "q=payments", &[("a", "b")], &[]).is_some());
 }
@@ -107,4 +116,24 @@ fn projection_passes_keys_that_may_become_wanted_names() {
     for k in ["zz", "abcd-efgh-ij", "a_c", "1abcdef", "status"] {
         assert!(!n.may_want(k), "{k}");
     }
+}
+
+#[test]
+fn label_format_refuses_what_loki_refuses() {
+    let compile = |q: &str| {
+        let crate::ast::Expr::Log(l) = parse(q).unwrap() else { panic!("log query expected") };
+        Pipeline::compile(&l.pipeline).err().map(|e| e.to_string())
+    };
+    assert!(compile(r#"{a="b"} | label_format a="1", a="2""#).unwrap().contains("multiple label name 'a' not allowed in a single format operation"));
+    assert!(compile(r#"{a="b"} | label_format __error__="x""#).unwrap().contains("__error__ cannot be formatted"));
+    assert_eq!(compile(r#"{a="b"} | label_format a="1", b=a"#), None);
+}
+
+#[test]
+fn numeric_filters_read_values_as_go_does() {
+    // No trimming: " 5" is not a number to Go, so the filter keeps the entry with an error.
+    let (_, l) = run(r#"{a="b"} | logfmt | x < 1"#, r#"x=" 5""#, &[("a", "b")], &[]).unwrap();
+    assert!(l.contains(&("__error__".into(), "LabelFilterErr".into())), "{l:?}");
+    assert!(l.contains(&("__error_details__".into(), "strconv.ParseFloat: parsing \" 5\": invalid syntax".into())), "{l:?}");
+    assert!(run(r#"{a="b"} | logfmt | size > 1KB"#, r#"size="2 KB""#, &[("a", "b")], &[]).is_some(), "humanize allows a space before the unit");
 }
