@@ -288,7 +288,7 @@ pub async fn patterns(State(state): State<AppState>, ApiRequest { params, header
     let selector = silt_query::parse_selector(p.get("query").unwrap_or(""))?;
     let step = match p.get("step") {
         Some(v) => crate::query_api::parse_step(v)?,
-        None => ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+        None => crate::query_api::default_step(start, end),
     };
     if step <= 0 {
         return Err(ApiError::bad_request("zero or negative query resolution step widths are not accepted. Try a positive integer"));

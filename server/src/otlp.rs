@@ -181,7 +181,7 @@ async fn handle(state: AppState, headers: HeaderMap, body: Bytes) -> Result<Stat
     let raw: &[u8] = match encoding.as_str() {
         "" | "identity" => &body,
         "gzip" => {
-            decoded = crate::push::read_limited(flate2::read::GzDecoder::new(&body[..]), "gzip")?;
+            decoded = crate::push::read_limited(flate2::read::MultiGzDecoder::new(&body[..]), "gzip")?;
             &decoded
         }
         "zstd" => {

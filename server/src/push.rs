@@ -58,7 +58,7 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<PushRequest, ApiError>
     let body = match encoding.as_str() {
         "" | "identity" => body,
         "gzip" | "x-gzip" => {
-            decoded = read_limited(flate2::read::GzDecoder::new(body), "gzip")?;
+            decoded = read_limited(flate2::read::MultiGzDecoder::new(body), "gzip")?;
             &decoded[..]
         }
         "deflate" => {
@@ -275,6 +275,20 @@ mod tests {
         gz.write_all(br#"{"streams":[{"stream":{"a":"b"},"values":[["5","z"]]}]}"#).unwrap();
         let r = decode(&headers("application/json", "gzip"), &gz.finish().unwrap()).unwrap();
         assert_eq!(r.streams[0].entries[0].ts, 5);
+
+        // Like Go's gzip reader, every member is read: a body split in two members
+        // decodes, and garbage after a member is an error rather than ignored.
+        let member = |b: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(b).unwrap();
+            gz.finish().unwrap()
+        };
+        let mut two = member(br#"{"streams":[{"stream":{"a":"b"},"#);
+        two.extend(member(br#""values":[["6","z"]]}]}"#));
+        assert_eq!(decode(&headers("application/json", "gzip"), &two).unwrap().streams[0].entries[0].ts, 6);
+        let mut trailing = member(br#"{"streams":[]}"#);
+        trailing.extend_from_slice(b"garbage");
+        assert!(decode(&headers("application/json", "gzip"), &trailing).is_err());
     }
 
     #[test]

@@ -65,12 +65,12 @@ pub async fn query_range(
             let step = match p.get("step") {
                 Some(v) => parse_step(v)?,
                 // Loki's default: one point per range/250, at least a second.
-                None => ((end - start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+                None => default_step(start, end),
             };
             if step <= 0 {
                 return Err(ApiError::bad_request("zero or negative query resolution step widths are not accepted. Try a positive integer"));
             }
-            if (end - start) / step > MAX_POINTS {
+            if span(start, end) / step as i128 > MAX_POINTS as i128 {
                 return Err(ApiError::bad_request(
                     "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
                 ));
@@ -78,13 +78,24 @@ pub async fn query_range(
             // Like Loki's query frontend, evaluate at multiples of the step: the start is
             // rounded down and the end up to the step grid.
             let start = start - start.rem_euclid(step);
-            let end = if end.rem_euclid(step) == 0 { end } else { end - end.rem_euclid(step) + step };
+            let end = if end.rem_euclid(step) == 0 { end } else { (end - end.rem_euclid(step)).saturating_add(step) };
             check_query_length(start, end, &limits)?;
             let r = with_timeout(&limits, state.engine.metric_query(&tenants, &m, start, end, step)).await?;
             check_series_limit(&r, limits.max_query_series)?;
             Ok(metric_json(r))
         }
     }
+}
+
+/// `end - start` without overflow: the parameters may be anywhere in the i64 range.
+fn span(start: i64, end: i64) -> i128 {
+    end as i128 - start as i128
+}
+
+/// Loki's default step: one point per range/250, in whole seconds, at least a second.
+pub(crate) fn default_step(start: i64, end: i64) -> i64 {
+    let secs = (span(start, end) / 250 / 1_000_000_000).max(1);
+    i64::try_from(secs * 1_000_000_000).unwrap_or(i64::MAX)
 }
 
 /// Loki's `max_query_length`: a range longer than the tenant's limit is refused.
@@ -471,12 +482,12 @@ pub async fn index_volume_range(State(state): State<AppState>, ApiRequest { para
     let g = VolumeGrouping::parse(&r)?;
     let step = match r.params.get("step") {
         Some(v) => parse_step(v)?,
-        None => ((r.end - r.start) / 250 / 1_000_000_000).max(1) * 1_000_000_000,
+        None => default_step(r.start, r.end),
     };
     if step <= 0 {
         return Err(ApiError::bad_request("zero or negative query resolution step widths are not accepted. Try a positive integer"));
     }
-    if (r.end - r.start) / step > MAX_POINTS {
+    if span(r.start, r.end) / step as i128 > MAX_POINTS as i128 {
         return Err(ApiError::bad_request(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));

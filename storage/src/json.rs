@@ -6,10 +6,15 @@
 
 use std::borrow::Cow;
 
+/// How deep objects and arrays may nest. The scanner recurses, so a line of a hundred
+/// thousand `[` would otherwise overflow the stack of whatever thread reads it (a query,
+/// compaction). Deeper lines get a parse error (Loki's `JSONParserErr`) instead.
+pub const MAX_DEPTH: usize = 1000;
+
 /// Calls `emit(name, value)` for every scalar of the object in `s`. Errors describe the
 /// first malformed byte.
 pub fn flatten(s: &str, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
-    let mut p = Parser { s, b: s.as_bytes(), i: 0, key: String::new() };
+    let mut p = Parser { s, b: s.as_bytes(), i: 0, key: String::new(), depth: 0 };
     p.ws();
     if p.peek() != Some(b'{') {
         // jsonparser's wording, which Loki reports in __error_details__.
@@ -25,6 +30,8 @@ struct Parser<'a> {
     i: usize,
     /// The current key path, `a_b_`.
     key: String,
+    /// Containers open around the cursor (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -46,7 +53,22 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Runs `f` one container deeper, or fails past [`MAX_DEPTH`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("nesting deeper than {MAX_DEPTH} levels at offset {}", self.i));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn object(&mut self, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
+        self.nested(|p| p.object_body(emit))
+    }
+
+    fn object_body(&mut self, emit: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
         self.expect(b'{')?;
         self.ws();
         if self.peek() == Some(b'}') {
@@ -125,6 +147,15 @@ impl<'a> Parser<'a> {
     fn skip_value(&mut self) -> Result<(), String> {
         self.ws();
         match self.peek() {
+            Some(b'{') | Some(b'[') => self.nested(Self::skip_container),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(_) => self.scalar(),
+            None => Err("unexpected end of JSON input".into()),
+        }
+    }
+
+    fn skip_container(&mut self) -> Result<(), String> {
+        match self.peek() {
             Some(b'{') | Some(b'[') => {
                 let close = if self.peek() == Some(b'{') { b'}' } else { b']' };
                 self.i += 1;
@@ -151,9 +182,7 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            Some(b'"') => self.string().map(|_| ()),
-            Some(_) => self.scalar(),
-            None => Err("unexpected end of JSON input".into()),
+            _ => Err(format!("expected a container at offset {}", self.i)),
         }
     }
 
@@ -255,6 +284,18 @@ mod tests {
         let got = all(r#"{"a":1,"b":{"c":"x\"y","d":{"e":true}},"arr":[1,{"z":2}],"n":null,"f":-0.5e3,"u":"\u00e9"}"#).unwrap();
         let want = [("a", "1"), ("b_c", "x\"y"), ("b_d_e", "true"), ("f", "-0.5e3"), ("u", "é")];
         assert_eq!(got, want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // 100k levels of arrays and of objects, each inside an object: these used to
+        // overflow the stack of the thread that read them.
+        let arrays = format!(r#"{{"x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(all(&arrays).unwrap_err().contains("nesting deeper than"));
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+        assert!(all(&objects).unwrap_err().contains("nesting deeper than"));
+        let fine = format!(r#"{{"x":{}{},"y":1}}"#, "[".repeat(MAX_DEPTH - 2), "]".repeat(MAX_DEPTH - 2));
+        assert_eq!(all(&fine).unwrap(), vec![("y".to_string(), "1".to_string())]);
     }
 
     #[test]

@@ -343,7 +343,10 @@ impl Pipeline {
                 Stage::Regexp(re) => Step::Regexp(Regex::new(re).map_err(|e| QueryError::BadRequest(e.to_string()))?),
                 Stage::Pattern(p) => Step::Pattern(Pattern::parse_named(p).map_err(|e| QueryError::BadRequest(e.to_string()))?),
                 Stage::Unpack => Step::Unpack,
-                Stage::LabelFilter(f) => Step::LabelFilter(f.clone()),
+                Stage::LabelFilter(f) => {
+                    check_ip_patterns(f)?;
+                    Step::LabelFilter(f.clone())
+                }
                 Stage::Drop(n) => Step::Drop(n.clone()),
                 Stage::Keep(n) => Step::Keep(n.clone()),
                 Stage::Decolorize => Step::Decolorize(ansi_regex()),
@@ -554,6 +557,19 @@ impl Pipeline {
     }
 }
 
+/// An `ip("...")` label filter with a pattern that does not parse fails the query (400),
+/// as in Loki.
+fn check_ip_patterns(f: &LabelFilter) -> Result<(), QueryError> {
+    match f {
+        LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+            check_ip_patterns(a)?;
+            check_ip_patterns(b)
+        }
+        LabelFilter::Ip { pattern, .. } => crate::ip::IpPattern::parse(pattern).map(|_| ()).map_err(QueryError::BadRequest),
+        _ => Ok(()),
+    }
+}
+
 /// Loki's rules for one `label_format` stage: `__error__` cannot be set, and a label may
 /// be named once.
 fn check_label_formats(fmts: &[crate::ast::LabelFmt]) -> Result<&[crate::ast::LabelFmt], QueryError> {
@@ -715,9 +731,12 @@ fn eval_label_filter(f: &LabelFilter, labels: &EntryLabels) -> (bool, Option<Str
             eval_label_filter(b, labels)
         }
         LabelFilter::Str(m) => (matcher_on(m, labels), None),
+        // As in Loki, an entry that already has an error passes (only string matchers
+        // filter those), and the value is scanned for an address like a line is.
+        LabelFilter::Ip { .. } if labels.has_error() => (true, None),
         LabelFilter::Ip { name, negated, pattern } => match labels.get(name) {
             None => (false, None),
-            Some(v) => (crate::ip::matches_value(pattern, v).unwrap_or(false) != *negated, None),
+            Some(v) => (crate::ip::IpPattern::parse(pattern).is_ok_and(|p| p.matches_line(v)) != *negated, None),
         },
         LabelFilter::Number { name, op, value } => typed(
             name,

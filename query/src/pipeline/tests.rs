@@ -82,6 +82,9 @@ fn ip_filters() {
     assert!(run(r#"{a="b"} != ip("10.0.0.0/8")"#, "from 10.1.2.3", &[("a", "b")], &[]).is_none());
     assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, "addr=10.9.9.9", &[("a", "b")], &[]).is_some());
     assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, "addr=11.9.9.9", &[("a", "b")], &[]).is_none());
+    // The value is scanned, and an entry with an error passes.
+    assert!(run(r#"{a="b"} | logfmt | addr = ip("10.0.0.0/8")"#, r#"addr="from 10.9.9.9""#, &[("a", "b")], &[]).is_some());
+    assert!(run(r#"{a="b"} | json | addr = ip("10.0.0.0/8")"#, "not json", &[("a", "b")], &[]).is_some());
 }
 
 #[test]

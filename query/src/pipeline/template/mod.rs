@@ -36,12 +36,43 @@ fn is_ident(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// How deep `if`/`range`/`with` blocks and parentheses may nest. gtmpl executes templates
+/// recursively, so unbounded nesting would overflow the stack of the query's thread.
+const MAX_NESTING: usize = 100;
+
+/// Checks the escapes of a quoted literal (`"..."` or `'...'`, quotes excluded) as Go's
+/// `strconv.Unquote` would: gtmpl's lexer never returns on some bad escapes (`"\u00"`).
+fn check_escapes(lit: &str) -> Result<(), String> {
+    let mut it = lit.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            continue;
+        }
+        let hex = |it: &mut std::str::Chars, n: usize| (0..n).all(|_| it.next().is_some_and(|c| c.is_ascii_hexdigit()));
+        let ok = match it.next() {
+            Some('a' | 'b' | 'f' | 'n' | 'r' | 't' | 'v' | '\\' | '"' | '\'') => true,
+            Some('x') => hex(&mut it, 2),
+            Some('u') => hex(&mut it, 4),
+            Some('U') => hex(&mut it, 8),
+            Some('0'..='7') => (0..2).all(|_| it.next().is_some_and(|c| ('0'..='7').contains(&c))),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("invalid syntax in quoted string {lit:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites the calls of `__line__` and `__timestamp__` inside actions (not in literal
-/// text, strings, or as `.__line__`, which is a label) into field reads, and collects the
-/// names of the fields the actions read.
-fn rewrite(text: &str) -> Rewritten {
+/// text, strings, or as `.__line__`, which is a label) into field reads, collects the
+/// names of the fields the actions read, and refuses what gtmpl cannot run safely:
+/// unclosed actions and bad escapes (its lexer would spin forever), `define`, `block`
+/// and `template` (recursion), and nesting past [`MAX_NESTING`].
+fn rewrite(text: &str) -> Result<Rewritten, String> {
     let mut out = String::with_capacity(text.len() + 16);
     let mut fields: Vec<String> = Vec::new();
+    let mut blocks = 0usize;
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
@@ -49,15 +80,23 @@ fn rewrite(text: &str) -> Rewritten {
         // The action runs to the first `}}` outside a quoted string.
         let chars: Vec<(usize, char)> = rest.char_indices().collect();
         let mut i = 2;
-        let mut end = rest.len();
+        let mut end = None;
         let mut action = String::from("{{");
         let mut prev = '{';
+        let mut parens = 0usize;
+        let mut first_word: Option<String> = None;
+        let is_comment = rest[2..].trim_start_matches('-').trim_start().starts_with("/*");
         while i < chars.len() {
             let (at, c) = chars[i];
             if c == '}' && chars.get(i + 1).is_some_and(|&(_, n)| n == '}') {
-                end = at + 2;
+                end = Some(at + 2);
                 action.push_str("}}");
                 break;
+            }
+            if is_comment {
+                action.push(c);
+                i += 1;
+                continue;
             }
             match c {
                 '"' | '`' | '\'' => {
@@ -69,8 +108,15 @@ fn rewrite(text: &str) -> Rewritten {
                         }
                         j += 1;
                     }
+                    if j >= chars.len() {
+                        return Err(format!("template: unterminated quoted string in {:?}", &rest[at..]));
+                    }
                     let stop = chars.get(j + 1).map_or(rest.len(), |&(p, _)| p);
-                    action.push_str(&rest[at..stop.min(rest.len())]);
+                    let lit = &rest[at..stop];
+                    if c != '`' {
+                        check_escapes(&lit[1..lit.len() - 1])?;
+                    }
+                    action.push_str(lit);
                     i = j + 1;
                     prev = c;
                     continue;
@@ -82,6 +128,9 @@ fn rewrite(text: &str) -> Rewritten {
                     }
                     let stop = chars.get(j).map_or(rest.len(), |&(p, _)| p);
                     let word = &rest[at..stop];
+                    if first_word.is_none() {
+                        first_word = Some(word.to_string());
+                    }
                     match (prev, word) {
                         ('.', w) => {
                             if !fields.iter().any(|f| f == w) {
@@ -104,21 +153,43 @@ fn rewrite(text: &str) -> Rewritten {
                     i = j;
                     continue;
                 }
+                '(' => {
+                    parens += 1;
+                    if parens > MAX_NESTING {
+                        return Err(format!("template: parentheses nested deeper than {MAX_NESTING}"));
+                    }
+                    action.push(c);
+                }
                 c => action.push(c),
+            }
+            if !c.is_whitespace() && c != '-' && first_word.is_none() {
+                first_word = Some(String::new());
             }
             prev = c;
             i += 1;
         }
+        let Some(end) = end else { return Err("template: unclosed action".into()) };
+        match first_word.as_deref() {
+            Some(w @ ("define" | "block" | "template")) => return Err(format!("template: {{{{{w}}}}} is not supported")),
+            Some("if" | "range" | "with") => {
+                blocks += 1;
+                if blocks > MAX_NESTING {
+                    return Err(format!("template: blocks nested deeper than {MAX_NESTING}"));
+                }
+            }
+            Some("end") => blocks = blocks.saturating_sub(1),
+            _ => {}
+        }
         out.push_str(&action);
-        rest = &rest[end.min(rest.len())..];
+        rest = &rest[end..];
     }
     out.push_str(rest);
-    Rewritten { text: out, fields }
+    Ok(Rewritten { text: out, fields })
 }
 
 impl LineTemplate {
     pub fn compile(text: &str) -> Result<LineTemplate, String> {
-        let Rewritten { text, fields } = rewrite(text);
+        let Rewritten { text, fields } = rewrite(text).map_err(|e| format!("invalid line template: {e}"))?;
         let mut tmpl = Template::default();
         tmpl.add_funcs(funcs::FUNCS);
         tmpl.parse(text).map_err(|e| format!("invalid line template: {e}"))?;
@@ -177,5 +248,30 @@ mod tests {
         assert_eq!(render("{{ div 7 2 }} {{ addf .duration_ms 1 }}", &l).unwrap(), "3 81.164");
         assert!(render("{{ div 1 0 }}", &l).is_err());
         assert!(LineTemplate::compile("{{ countRune .pod }}").is_err(), "not a Loki function");
+    }
+
+    #[test]
+    fn refuses_what_would_hang_or_overflow() {
+        // gtmpl's lexer spins forever on these, and recursion or deep nesting would
+        // overflow the stack: each must be a clean error.
+        for t in [
+            "{{ .a ",
+            "{{.a}}{{.",
+            "{{ $x := ",
+            "{{-",
+            r#"{{ "\u00" }}"#,
+            r#"{{ "\x4" }}"#,
+            r#"{{ "abc }}"#,
+            r#"{{ define "x" }}{{ template "x" }}{{ end }}{{ template "x" }}"#,
+            r#"{{ block "a" . }}{{ template "a" . }}{{ end }}"#,
+        ] {
+            assert!(LineTemplate::compile(t).is_err(), "{t}");
+        }
+        let deep_ifs = format!("{}x{}", "{{ if 1 }}".repeat(1000), "{{ end }}".repeat(1000));
+        assert!(LineTemplate::compile(&deep_ifs).err().unwrap().contains("nested deeper"));
+        let deep_parens = format!("{{{{ {}1{} }}}}", "(".repeat(1000), ")".repeat(1000));
+        assert!(LineTemplate::compile(&deep_parens).err().unwrap().contains("nested deeper"));
+        // Still fine: comments, escapes, a few levels.
+        assert_eq!(render(r#"{{/* note }} */}}{{ "a\tb\u00e9" }}{{ if 1 }}{{ if 1 }}y{{ end }}{{ end }}"#, &[]).unwrap(), "a\tbéy");
     }
 }

@@ -49,10 +49,20 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        spec.width = digits(&mut chars);
+        // Go gives up on a width or precision over a million: the rest of the format is
+        // consumed and the verb reported missing.
+        let Ok(width) = digits(&mut chars) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        spec.width = width;
         if chars.peek() == Some(&'.') {
             chars.next();
-            spec.prec = Some(digits(&mut chars).unwrap_or(0));
+            let Ok(prec) = digits(&mut chars) else {
+                out.push_str("%!(NOVERB)");
+                break;
+            };
+            spec.prec = Some(prec.unwrap_or(0));
         }
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -85,13 +95,17 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
     out
 }
 
-fn digits(chars: &mut std::iter::Peekable<std::str::Chars>) -> Option<usize> {
+/// A decimal number; `Err` when it passes Go's limit of 1e6.
+fn digits(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<Option<usize>, ()> {
     let mut n: Option<usize> = None;
     while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize).min(1 << 16));
+        if n.unwrap_or(0) > 1_000_000 {
+            return Err(());
+        }
+        n = Some(n.unwrap_or(0) * 10 + d as usize);
         chars.next();
     }
-    n
+    Ok(n)
 }
 
 fn bad_verb(verb: char, arg: &Value) -> String {
@@ -150,14 +164,22 @@ fn float_verb(verb: char, x: f64, spec: &Spec) -> String {
     }
     let neg = x.is_sign_negative() && x != 0.0;
     let a = x.abs();
+    // Rust formats at most 65535 digits; a binary float's decimal digits end long before,
+    // so the rest of a longer precision is zeros.
+    let prec = spec.prec.unwrap_or(6);
+    let (prec, zeros) = (prec.min(u16::MAX as usize), "0".repeat(prec.saturating_sub(u16::MAX as usize)));
     let body = match verb {
-        'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), a),
-        'e' | 'E' => go_exp(format!("{:.*e}", spec.prec.unwrap_or(6), a), verb == 'E'),
+        'f' | 'F' => format!("{:.*}{zeros}", prec, a),
+        'e' | 'E' => {
+            let e = format!("{:.*e}", prec, a);
+            let (m, x) = e.split_once('e').unwrap_or((&e, "0"));
+            go_exp(format!("{m}{zeros}e{x}"), verb == 'E')
+        }
         // %g and %v: shortest digits, or `prec` significant ones.
         _ => match spec.prec {
             None => float_go(a),
             Some(p) => {
-                let p = p.max(1);
+                let p = p.clamp(1, u16::MAX as usize);
                 let e = format!("{:.*e}", p - 1, a);
                 let exp: i32 = e.split_once('e').and_then(|(_, x)| x.parse().ok()).unwrap_or(0);
                 if exp < -4 || exp >= p as i32 {
@@ -317,5 +339,9 @@ mod tests {
         assert_eq!(p("%d %s", &[Value::from(1)]), "1 %!s(MISSING)");
         assert_eq!(p("x", &[Value::from(1), Value::from("a")]), "x%!(EXTRA int=1, string=a)");
         assert_eq!(p("%", &[]), "%!(NOVERB)");
+        // Go's limit on width and precision: a million.
+        assert_eq!(p("%999999999d|", &[Value::from(1)]), "%!(NOVERB)%!(EXTRA int=1)");
+        assert_eq!(p("%.99999999f", &[Value::from(1.5)]), "%!(NOVERB)%!(EXTRA float64=1.5)");
+        assert_eq!(p("%.70000f", &[Value::from(1.5)]).len(), 70002);
     }
 }
