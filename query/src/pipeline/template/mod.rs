@@ -24,12 +24,18 @@ pub struct LineTemplate {
     tmpl: Template,
     /// The fields the template names, to be "" when the entry has no such label.
     fields: Vec<String>,
+    /// Whether it calls `__line__` / `__timestamp__`: only then are they put in the data
+    /// (formatting the time is not free, and templates run once per line).
+    uses_line: bool,
+    uses_ts: bool,
 }
 
 /// What [`rewrite`] learnt of a template's text.
 struct Rewritten {
     text: String,
     fields: Vec<String>,
+    uses_line: bool,
+    uses_ts: bool,
 }
 
 fn is_ident(c: char) -> bool {
@@ -72,6 +78,7 @@ fn check_escapes(lit: &str) -> Result<(), String> {
 fn rewrite(text: &str) -> Result<Rewritten, String> {
     let mut out = String::with_capacity(text.len() + 16);
     let mut fields: Vec<String> = Vec::new();
+    let (mut uses_line, mut uses_ts) = (false, false);
     let mut blocks = 0usize;
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -140,10 +147,12 @@ fn rewrite(text: &str) -> Result<Rewritten, String> {
                         }
                         ('$', w) => action.push_str(w),
                         (_, "__line__") => {
+                            uses_line = true;
                             action.push('.');
                             action.push_str(LINE_FIELD);
                         }
                         (_, "__timestamp__") => {
+                            uses_ts = true;
                             action.push('.');
                             action.push_str(TS_FIELD);
                         }
@@ -184,16 +193,16 @@ fn rewrite(text: &str) -> Result<Rewritten, String> {
         rest = &rest[end..];
     }
     out.push_str(rest);
-    Ok(Rewritten { text: out, fields })
+    Ok(Rewritten { text: out, fields, uses_line, uses_ts })
 }
 
 impl LineTemplate {
     pub fn compile(text: &str) -> Result<LineTemplate, String> {
-        let Rewritten { text, fields } = rewrite(text).map_err(|e| format!("invalid line template: {e}"))?;
+        let Rewritten { text, fields, uses_line, uses_ts } = rewrite(text).map_err(|e| format!("invalid line template: {e}"))?;
         let mut tmpl = Template::default();
         tmpl.add_funcs(funcs::FUNCS);
         tmpl.parse(text).map_err(|e| format!("invalid line template: {e}"))?;
-        Ok(LineTemplate { tmpl, fields })
+        Ok(LineTemplate { tmpl, fields, uses_line, uses_ts })
     }
 
     /// Renders with the entry's labels, line and timestamp.
@@ -204,8 +213,12 @@ impl LineTemplate {
                 m.insert(f.clone(), Value::String(String::new()));
             }
         }
-        m.insert(LINE_FIELD.into(), Value::String(line.to_string()));
-        m.insert(TS_FIELD.into(), Value::String(gotime::time_string(ts)));
+        if self.uses_line {
+            m.insert(LINE_FIELD.into(), Value::String(line.to_string()));
+        }
+        if self.uses_ts {
+            m.insert(TS_FIELD.into(), Value::String(gotime::time_string(ts)));
+        }
         self.tmpl.render(&Context::from(Value::Map(m))).map_err(|e| e.to_string())
     }
 }
